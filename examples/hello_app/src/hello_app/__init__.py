@@ -1,0 +1,1 @@
+"""Example FastAPI app deployed by the fastapi-app Ansible role."""
