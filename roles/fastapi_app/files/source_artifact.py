@@ -62,6 +62,12 @@ def tar_directory(root: Path) -> bytes:
             info.uname = info.gname = "root"
             info.mtime = 0
             info.pax_headers = {}
+            if info.islnk():
+                # gettarinfo turns a second hard link to an inode into a link entry; store the
+                # file itself, so the tree's hard links neither drop files nor change the hash.
+                info.type = tarfile.REGTYPE
+                info.linkname = ""
+                info.size = path.stat().st_size
             if info.isdir():
                 info.mode = 0o755
                 tar.addfile(info)
@@ -102,7 +108,7 @@ def tar_strip_components(path: Path) -> int:
     if len(tops) != 1:
         return 0
     top = tops.pop()
-    lone_file = any(name == top and not member.isdir() for name, member in zip(names, members))
+    lone_file = any(name == top and not member.isdir() for name, member in zip(names, members, strict=True))
     return 0 if lone_file else 1
 
 
@@ -115,10 +121,9 @@ def describe(kind: str, source: Path, cache_dir: Path) -> dict[str, object]:
         cache_dir.mkdir(parents=True, exist_ok=True)
         artifact = cache_dir / f"{sha}.tar.gz"
         if not artifact.exists():
-            partial = artifact.with_suffix(".partial")
-            with partial.open("wb") as handle:
-                with gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
-                    gz.write(raw)
+            partial = artifact.with_name(f"{artifact.name}.{os.getpid()}.partial")
+            with partial.open("wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
+                gz.write(raw)
             partial.replace(artifact)
         return {"sha256": sha, "version": pyproject_version(source), "artifact": str(artifact),
                 "strip_components": 0}
@@ -145,8 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = describe(args.kind, args.source.expanduser().resolve(), args.cache_dir)
-    except (ValueError, OSError, tarfile.TarError, tomllib.TOMLDecodeError) as error:
-        print(json.dumps({"error": str(error)}))
+    except (OSError, tarfile.TarError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        # Errors from reading the source do not say which setting they are about.
+        print(f"fastapi_app_source_path: cannot package {args.source}: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        # Our own messages start with the name of the Ansible variable at fault.
+        print(error, file=sys.stderr)
         return 1
     print(json.dumps(result, sort_keys=True))
     return 0

@@ -1,0 +1,18 @@
+"""Make molecule/resources/tests importable and expose the scenario's settings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
+
+from stack import scenario_vars  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def app() -> dict[str, Any]:
+    return scenario_vars()
