@@ -23,7 +23,9 @@ lint:
 	ansible-lint
 
 unit:
-	python -m pytest -q tests/unit examples/hello_app/tests
+	python -m pytest -q tests/unit
+	pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./examples/hello_app
+	python -m pytest -q examples/hello_app
 
 # One scenario after the other: they share the machine's two cores.
 molecule:
