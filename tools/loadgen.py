@@ -40,9 +40,10 @@ STOP_POLL_S = 0.05
 class Failure(Exception):
     """A request that did not get the expected complete response; reason is its class."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", conn: "Conn | None" = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
+        self.conn = conn  # the connection the failure happened on, to be closed by the caller
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Result:
     start: float  # monotonic, when the request was started
     latency: float  # seconds, until the response was complete or the failure was seen
     reason: str | None  # None when ok
+    resent: bool = False  # sent again after a reused keep-alive connection closed under it
 
 
 @dataclass
@@ -179,6 +181,7 @@ def summarize(results: list[Result], duration: float, by_kind: bool = True) -> d
         "p99_ms": ms(percentile(latencies, 99)),
         "max_ms": ms(latencies[-1] if latencies else None),
         "failures_by_reason": dict(sorted(failed.items())),
+        "resent_stale_keepalive": sum(r.resent for r in results),
     }
     if by_kind:
         kinds: dict[str, list[Result]] = defaultdict(list)
@@ -269,10 +272,8 @@ class LoadGen:
         if post_id and (not isinstance(data, dict) or data.get("id") != post_id):
             raise Failure("bad_body", f"id {post_id} not echoed: {resp.body[:200]!r}")
 
-    async def request(self, kind: str, worker: int, seq: int, conn: Conn | None) -> Conn | None:
-        """Send one request (connecting if needed); record it; return the connection to reuse."""
-        payload, post_id = self.build(kind, worker, seq)
-        phase, start = self.phases.current(), time.monotonic()
+    async def attempt(self, payload: bytes, post_id: str | None, conn: Conn | None) -> tuple[Conn, Response]:
+        """One try of a request; raises Failure with a reason, and leaves the connection on it."""
         stage = "connect"
         try:
             async with asyncio.timeout(self.opts.timeout):
@@ -283,30 +284,54 @@ class LoadGen:
                 await conn.writer.drain()
                 stage = "read"
                 resp = await read_response(conn.reader)
-            self.check(resp, post_id)
-        except Failure as exc:
-            reason, detail = exc.reason, exc.detail
         except TimeoutError:
-            reason = "connect" if stage == "connect" else "timeout"
-            detail = f"not done within {self.opts.timeout}s ({stage})"
+            raise Failure("connect" if stage == "connect" else "timeout",
+                          f"not done within {self.opts.timeout}s ({stage})", conn) from None
         except OSError as exc:  # refused, reset, broken pipe...
-            reason = "connect" if stage == "connect" else "reset"
-            detail = f"{type(exc).__name__}: {exc} ({stage})"
-        else:
-            self.record(Result(phase, kind, start, time.monotonic() - start, None))
-            if post_id:
-                self.post_ids_ok.append(post_id)
-            if resp.close or kind == GET_NEW_CONN:
+            raise Failure("connect" if stage == "connect" else "reset",
+                          f"{type(exc).__name__}: {exc} ({stage})", conn) from None
+        except Failure as exc:
+            exc.conn = conn
+            raise
+        self.check(resp, post_id)
+        return conn, resp
+
+    async def request(self, kind: str, worker: int, seq: int, conn: Conn | None) -> Conn | None:
+        """Send one request (connecting if needed); record it; return the connection to reuse.
+
+        Like any HTTP/1.1 client (RFC 9112, 9.3.1), a request whose REUSED keep-alive connection
+        closes before a single response byte arrives is sent once more on a new connection: the
+        server closed the idle connection as the request crossed it, and never saw it. Such
+        resends are counted; the POST ids let a test prove that none was applied twice.
+        """
+        payload, post_id = self.build(kind, worker, seq)
+        phase, start = self.phases.current(), time.monotonic()
+        resent = False
+        try:
+            try:
+                conn, resp = await self.attempt(payload, post_id, conn)
+            except Failure as exc:
+                if conn is None or exc.reason not in ("eof", "reset"):
+                    raise
                 conn.close()
-                return None
-            return conn
-        self.record(Result(phase, kind, start, time.monotonic() - start, reason))
-        if len(self.failures) < MAX_RECORDED_FAILURES:
-            self.failures.append({"t": round(start - self.started, 3), "phase": phase, "kind": kind,
-                                  "worker": worker, "reason": reason, "detail": detail[:300]})
-        if conn is not None:
+                resent = True
+                conn, resp = await self.attempt(payload, post_id, None)
+        except Failure as exc:
+            self.record(Result(phase, kind, start, time.monotonic() - start, exc.reason, resent))
+            if len(self.failures) < MAX_RECORDED_FAILURES:
+                self.failures.append({"t": round(start - self.started, 3), "phase": phase, "kind": kind,
+                                      "worker": worker, "reason": exc.reason, "resent": resent,
+                                      "detail": exc.detail[:300]})
+            if exc.conn is not None:
+                exc.conn.close()
+            return None
+        self.record(Result(phase, kind, start, time.monotonic() - start, None, resent))
+        if post_id:
+            self.post_ids_ok.append(post_id)
+        if resp.close or kind == GET_NEW_CONN:
             conn.close()
-        return None
+            return None
+        return conn
 
     def record(self, result: Result) -> None:
         self.results.append(result)

@@ -43,6 +43,7 @@ class Server:
         self.fault, self.every, self.chunked = fault, every, chunked
         self.conn_close, self.delay = conn_close, delay
         self.requests = 0
+        self.faults = 0
         self.connections = 0
         self.post_ids: list[str] = []
         self.hosts: set[str] = set()
@@ -74,6 +75,7 @@ class Server:
         self.hosts.add(headers["host"])
         self.requests += 1
         fault = self.fault if self.every and self.requests % self.every == 0 else None
+        self.faults += fault is not None
         if self.delay:
             await asyncio.sleep(self.delay)
         if fault == "drop":  # read the request, never answer
@@ -174,7 +176,7 @@ def test_post_ids_unique_and_written_to_posts_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("fault", "reason"),
-    [("500", "status:500"), ("drop", "eof"), ("reset", "reset"), ("truncate", "short_read"), ("not_json", "bad_body")],
+    [("500", "status:500"), ("truncate", "short_read"), ("not_json", "bad_body")],
 )
 def test_faults_are_counted_and_classified(tmp_path: Path, fault: str, reason: str) -> None:
     server = Server(fault=fault, every=7)
@@ -188,6 +190,26 @@ def test_faults_are_counted_and_classified(tmp_path: Path, fault: str, reason: s
     assert {(f["reason"], f["phase"]) for f in report["failures"]} == {(reason, "steady")}
     # A POST only counts as applied when it got its 201.
     assert report["post_ids_ok"] == total["by_kind"]["post"]["ok"]
+
+
+@pytest.mark.parametrize(("fault", "reason"), [("drop", "eof"), ("reset", "reset")])
+def test_closed_before_any_response_byte(tmp_path: Path, fault: str, reason: str) -> None:
+    """On a reused keep-alive connection it is resent once (as HTTP clients do); otherwise it fails."""
+    server = Server(fault=fault, every=7)
+    report = run_load(server, tmp_path, "--concurrency", "8", "--max-requests", "140")
+    total = report["total"]
+    assert total["requests"] == 140
+    resent = total["resent_stale_keepalive"]
+    assert resent > 0  # kept-alive GETs and POSTs met closed connections
+    assert server.requests == 140 + resent
+    # Every fault either made a request be resent or failed it (fresh connections, second tries).
+    assert server.faults == resent + total["failed"]
+    assert total["failed"] > 0  # GETs on new connections are never resent
+    assert set(total["failures_by_reason"]) == {reason}
+    assert total["by_kind"]["get_new_conn"]["resent_stale_keepalive"] == 0
+    # A resent POST keeps its id and is applied once.
+    posted = (tmp_path / "load.json.posts").read_text().split()
+    assert len(posted) == len(set(posted)) == len(server.post_ids) == len(set(server.post_ids))
 
 
 def test_only_first_50_failures_recorded(tmp_path: Path) -> None:

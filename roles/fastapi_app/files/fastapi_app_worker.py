@@ -1,0 +1,146 @@
+"""Gunicorn worker for fastapi_app: uvicorn_worker.UvicornWorker with a drain that loses nothing.
+
+Copied by the role into every release's site-packages and named in gunicorn.conf.py as
+``fastapi_app_worker.UvicornWorker``. It changes two things, both measured to matter on
+gunicorn 27 + uvicorn-worker 0.4 + uvicorn 0.54 (pinned by the role; tests/unit and the
+zero_downtime scenario fail if an upgrade breaks them):
+
+1. Draining. On shutdown uvicorn closes every connection that has no request in progress,
+   including one it has just accepted whose request bytes are still unread and an idle upstream
+   keep-alive connection that nginx may be writing a request into at that very moment: nginx
+   sees a reset and answers 502 (and cannot retry a POST). Here such connections stay open for
+   ``FASTAPI_APP_DRAIN_SECONDS`` (longer than nginx's upstream keepalive_timeout, so nginx drops
+   its idle connections first); a request that still arrives is served with ``Connection:
+   close``. WebSockets get their close frame (1012, service restart) after
+   ``FASTAPI_APP_WEBSOCKET_GRACE_SECONDS``.
+2. Readiness. gunicorn tells systemd READY=1 when its master is up, before any worker has
+   imported the app, so "active" did not mean "serving". gunicorn.conf.py hides NOTIFY_SOCKET
+   from the master (``defer_ready``) and each worker sends READY=1 once its app has started and
+   it accepts connections; with ``NotifyAccess=all`` a start job ends when the app serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from typing import Any
+
+from gunicorn.arbiter import Arbiter
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker as _UvicornWorker
+
+try:  # uvicorn[standard] brings httptools; "auto" falls back to h11 without it, and so do we.
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - the role always installs httptools
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+NOTIFY_ENV = "FASTAPI_APP_NOTIFY_SOCKET"
+
+
+def _seconds(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+class DrainingMixin:
+    """Keep idle connections open while draining; answer late requests with Connection: close."""
+
+    cycle: Any
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    _draining = False
+
+    def shutdown(self) -> None:
+        self._draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(_seconds("FASTAPI_APP_DRAIN_SECONDS", 6.0), self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        # A request parsed after the drain began: serve it, then close the connection.
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+        else:
+            self.cycle.keep_alive = False
+
+
+class DrainingH11Protocol(DrainingMixin, H11Protocol):
+    pass
+
+
+if HttpToolsProtocol is not None:
+
+    class DrainingHttpToolsProtocol(DrainingMixin, HttpToolsProtocol):
+        pass
+
+
+class GraceWebSocketProtocol(WebSocketsSansIOProtocol):
+    """The protocol uvicorn's "auto" picks with `websockets` installed, closing with 1012 after a grace."""
+
+    def shutdown(self) -> None:
+        grace = _seconds("FASTAPI_APP_WEBSOCKET_GRACE_SECONDS", 0.0)
+        if grace and self.handshake_complete and not self.close_sent:
+            self.loop.call_later(grace, self._shutdown_now)
+        else:
+            super().shutdown()
+
+    def _shutdown_now(self) -> None:
+        if not self.transport.is_closing():
+            super().shutdown()
+
+
+def notify_ready() -> None:
+    """Send READY=1 to systemd on the socket gunicorn.conf.py kept aside for the workers."""
+    address = os.environ.get(NOTIFY_ENV, "")
+    if not address:
+        return
+    if address[0] == "@":
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        sock.connect(address)
+        sock.sendall(b"READY=1\nSTATUS=serving")
+
+
+def defer_ready() -> None:
+    """Called from gunicorn's on_starting hook: the master must not announce READY itself."""
+    address = os.environ.pop("NOTIFY_SOCKET", None)
+    if address:
+        os.environ[NOTIFY_ENV] = address
+
+
+class ReadyServer(Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            notify_ready()
+
+
+class UvicornWorker(_UvicornWorker):
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "auto",
+        "http": DrainingHttpToolsProtocol if HttpToolsProtocol is not None else DrainingH11Protocol,
+        "ws": GraceWebSocketProtocol,
+    }
+
+    async def _serve(self) -> None:
+        # uvicorn_worker.UvicornWorker._serve with ReadyServer in place of Server.
+        self.config.app = self.wsgi
+        server = ReadyServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
