@@ -52,6 +52,7 @@ class Options:
     concurrency: int = 16
     duration: float = 60.0
     max_requests: int | None = None
+    rate: float | None = None  # requests per second over all workers; None = as fast as possible
     out: str = "/tmp/load.json"
     unix_socket: str | None = None
     host_header: str | None = None
@@ -342,8 +343,14 @@ class LoadGen:
     async def worker(self, index: int, kind: str) -> None:
         conn: Conn | None = None
         seq = 0
+        # Each worker paces itself to its share of --rate; a slow answer only delays that worker.
+        interval = self.opts.concurrency / self.opts.rate if self.opts.rate else 0.0
+        next_at = time.monotonic()
         try:
             while self.claim():
+                if interval:
+                    next_at = max(next_at + interval, time.monotonic() - interval)
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 # The server may have closed an idle kept-alive connection: reconnect before writing.
                 if conn is not None and conn.reader.at_eof():
                     conn.close()
@@ -401,6 +408,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--duration", type=float, default=60.0, help="seconds")
     p.add_argument("--max-requests", type=int)
+    p.add_argument("--rate", type=float, help="cap on requests/s over all workers (leaves CPU for the deploy)")
     p.add_argument("--out", default="/tmp/load.json", help="JSON report; POST ids go to <out>.posts")
     p.add_argument("--phase-file", help="file holding the current phase name (missing: steady)")
     p.add_argument("--stop-file", help="stop as soon as this file exists")
@@ -411,6 +419,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     args = p.parse_args(argv)
     if args.concurrency < 1:
         p.error("--concurrency must be >= 1")
+    if args.rate is not None and args.rate <= 0:
+        p.error("--rate must be > 0")
     return Options(**vars(args))
 
 

@@ -304,3 +304,11 @@ def test_percentile_nearest_rank() -> None:
     results = [loadgen.Result("steady", "post", 0.0, ms / 1000, None) for ms in range(100, 0, -1)]
     stats = loadgen.summarize(results, 2.0)
     assert (stats["p50_ms"], stats["p99_ms"], stats["max_ms"], stats["rps"]) == (50, 99, 100, 50)
+
+
+def test_rate_caps_requests_per_second(tmp_path: Path) -> None:
+    report = run_load(Server(), tmp_path, "--concurrency", "4", "--rate", "200", "--duration", "1.5")
+    total = report["total"]
+    assert total["failed"] == 0
+    # 1.5 s at 200/s is ~300 requests; unpaced, this server answers thousands.
+    assert 200 <= total["requests"] <= 330, total["requests"]

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from stack import WS_CLIENT, child_pids, curl_json, service_show
+from stack import WS_WATCH, child_pids, curl_json, service_show
 
 NGINX = "http://127.0.0.1"
 
@@ -45,9 +45,11 @@ def test_socket_unit_listens_with_owner_and_mode(host, app):
 
 def test_service_is_gunicorn_master_with_uvicorn_workers(host, app):
     name = app["fastapi_app_name"]
-    props = service_show(host, f"{name}.service", "Type", "ActiveState", "MainPID", "User", "TriggeredBy")
+    props = service_show(host, f"{name}.service", "Type", "ActiveState", "MainPID", "User", "TriggeredBy", "StatusText")
     assert props["Type"] == "notify"
     assert props["ActiveState"] == "active"
+    # READY=1 came from a worker whose app had started, not from the master at boot.
+    assert props["StatusText"] == "serving"
     assert props["User"] == name
     assert f"{name}.socket" in props["TriggeredBy"]
     master = host.process.get(pid=int(props["MainPID"]))
@@ -58,8 +60,13 @@ def test_service_is_gunicorn_master_with_uvicorn_workers(host, app):
     for pid in workers:
         assert host.process.get(pid=int(pid)).user == name
     conf = host.file(f"/etc/{name}/gunicorn.conf.py")
-    assert 'worker_class = "uvicorn_worker.UvicornWorker"' in conf.content_string
+    assert 'worker_class = "fastapi_app_worker.UvicornWorker"' in conf.content_string
     assert "uvicorn.workers" not in conf.content_string
+    # The role's worker is the uvicorn-worker package's class with a lossless drain.
+    python = f"/opt/{name}/current/venv/bin/python"
+    check = "import fastapi_app_worker, uvicorn_worker; assert issubclass(fastapi_app_worker.UvicornWorker, uvicorn_worker.UvicornWorker)"
+    assert host.run("%s -c %s", python, check).rc == 0
+    assert not host.service(f"{name}-handover.service").is_running
     # Straight from the socket (no nginx in between) the server header is uvicorn's.
     head = host.check_output("curl -sS -D - -o /dev/null --unix-socket %s http://app/", socket_path(app))
     assert "server: uvicorn" in head.lower()
@@ -97,11 +104,12 @@ def test_post_is_applied_once(host):
 
 
 def test_websocket_through_nginx_echoes(host):
-    result = host.run("python3 -c %s 127.0.0.1 80 /ws %s", WS_CLIENT, "ping-42")
+    result = host.run("python3 -c %s 127.0.0.1 80 /ws /tmp/ws.json 1", WS_WATCH)
     assert result.rc == 0, result.stderr
-    status, echoed = result.stdout.splitlines()[:2]
-    assert status.startswith("HTTP/1.1 101")
-    assert echoed == "echo: ping-42"
+    ws = json.loads(host.file("/tmp/ws.json").content_string)
+    assert ws["handshake"].startswith("HTTP/1.1 101"), ws
+    assert "error" not in ws and ws["close_code"] is None, ws
+    assert ws["echoes"] >= 3, ws
 
 
 def test_static_file_is_served_by_nginx(host, app):

@@ -13,39 +13,8 @@ from typing import Any
 
 import yaml
 
-# Runs inside the container: a minimal RFC 6455 client (stdlib only) that sends one masked text
-# frame through nginx and prints the status line of the handshake and the echoed text.
-WS_CLIENT = r"""
-import base64, os, socket, struct, sys
-host, port, path, text = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-s = socket.create_connection((host, port), timeout=10)
-key = base64.b64encode(os.urandom(16)).decode()
-s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-head = b""
-while b"\r\n\r\n" not in head:
-    chunk = s.recv(1)
-    if not chunk:
-        sys.exit("closed during handshake: " + head.decode(errors="replace"))
-    head += chunk
-print(head.split(b"\r\n")[0].decode())
-payload = text.encode()
-mask = os.urandom(4)
-s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-def read(n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            sys.exit("closed while reading a frame")
-        data += chunk
-    return data
-b0, b1 = read(2)
-length = b1 & 0x7F
-if length == 126:
-    length = struct.unpack("!H", read(2))[0]
-print(read(length).decode())
-"""
+# Stdlib clients the tests run inside the containers (python3 -c SOURCE ARGS...).
+WS_WATCH = (Path(__file__).resolve().parents[1] / "files" / "ws_watch.py").read_text()
 
 
 def scenario_vars(group: str = "app_servers") -> dict[str, Any]:

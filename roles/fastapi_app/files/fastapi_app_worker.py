@@ -22,6 +22,7 @@ zero_downtime scenario fail if an upgrade breaks them):
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import sys
@@ -39,6 +40,9 @@ except ImportError:  # pragma: no cover - the role always installs httptools
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 NOTIFY_ENV = "FASTAPI_APP_NOTIFY_SOCKET"
+logger = logging.getLogger("uvicorn.error")
+# Set once this worker's server starts shutting down (one server per worker process).
+_draining = False
 
 
 def _seconds(name: str, default: float) -> float:
@@ -55,9 +59,11 @@ class DrainingMixin:
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
     _draining = False
+    _partial = False  # request bytes arrived that do not make a whole request head yet
 
     def shutdown(self) -> None:
-        self._draining = True
+        global _draining
+        _draining = self._draining = True
         if self.cycle is None or self.cycle.response_complete:
             self.loop.call_later(_seconds("FASTAPI_APP_DRAIN_SECONDS", 6.0), self._close_if_idle)
         else:
@@ -65,14 +71,18 @@ class DrainingMixin:
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)  # type: ignore[misc]
+        self._partial = bool(data) and (self.cycle is None or self.cycle.response_complete)
         # A request parsed after the drain began: serve it, then close the connection.
         if self._draining and self.cycle is not None:
             self.cycle.keep_alive = False
 
-    def _close_if_idle(self) -> None:
-        if self.transport.is_closing():
+    def _close_if_idle(self, retries: int = 3) -> None:
+        # Upgraded to a WebSocket meanwhile: that protocol owns the transport now.
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
             return
-        if self.cycle is None or self.cycle.response_complete:
+        if self._partial and retries:
+            self.loop.call_later(1.0, self._close_if_idle, retries - 1)
+        elif self.cycle is None or self.cycle.response_complete:
             self.transport.close()
         else:
             self.cycle.keep_alive = False
@@ -90,6 +100,14 @@ if HttpToolsProtocol is not None:
 
 class GraceWebSocketProtocol(WebSocketsSansIOProtocol):
     """The protocol uvicorn's "auto" picks with `websockets` installed, closing with 1012 after a grace."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Upgraded on a connection the drain kept open: the server's shutdown call has passed
+        # it by, so it schedules its own close frame, after the same grace.
+        if _draining:
+            grace = _seconds("FASTAPI_APP_WEBSOCKET_GRACE_SECONDS", 0.0)
+            self.loop.call_later(max(grace, 0.5), self._shutdown_now)
 
     def shutdown(self) -> None:
         grace = _seconds("FASTAPI_APP_WEBSOCKET_GRACE_SECONDS", 0.0)
@@ -110,9 +128,14 @@ def notify_ready() -> None:
         return
     if address[0] == "@":
         address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(address)
-        sock.sendall(b"READY=1\nSTATUS=serving")
+    # Like gunicorn's own sd_notify: a notification that cannot be sent must not stop the worker,
+    # and must not block its event loop either.
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.send(b"READY=1\nSTATUS=serving", socket.MSG_DONTWAIT)
+    except OSError as error:
+        logger.warning("could not notify systemd of readiness: %s", error)
 
 
 def defer_ready() -> None:

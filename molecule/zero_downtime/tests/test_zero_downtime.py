@@ -1,0 +1,81 @@
+"""Every kind of change under load: no failed request, no POST lost or applied twice, and each
+change visibly took effect. Prints p99 per change next to steady state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+STEPS = ["steady", "config", "env", "code", "deps", "unit", "nginx", "rollback"]
+# What each change must replace: the release served, the main master, its workers.
+NEW_RELEASE = {"code", "deps", "rollback"}
+NEW_MASTER = {"env", "code", "deps", "unit", "rollback"}
+NEW_WORKERS = NEW_MASTER | {"config"}
+
+
+@pytest.fixture(scope="module")
+def report(host: Any) -> dict[str, Any]:
+    return json.loads(host.file("/var/tmp/load.json").content_string)
+
+
+@pytest.fixture(scope="module")
+def steps(host: Any) -> dict[str, dict[str, Any]]:
+    lines = host.file("/var/tmp/steps.jsonl").content_string.splitlines()
+    recorded = [json.loads(line) for line in lines]
+    assert [r["step"] for r in recorded] == STEPS
+    return {r["step"]: r for r in recorded}
+
+
+def test_print_figures(report: dict[str, Any]) -> None:
+    total = report["total"]
+    print(f"\nzero_downtime: {total['requests']} requests, {total['failed']} failed, "
+          f"{total['resent_stale_keepalive']} resent on a closed keep-alive connection")
+    print(f"{'phase':<10}{'requests':>10}{'failed':>8}{'resent':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for name, phase in report["phases"].items():
+        print(f"{name:<10}{phase['requests']:>10}{phase['failed']:>8}{phase['resent_stale_keepalive']:>8}"
+              f"{phase['p50_ms']:>9}{phase['p99_ms']:>9}{phase['max_ms']:>9}")
+
+
+def test_enough_load_and_no_failed_request(report: dict[str, Any]) -> None:
+    total = report["total"]
+    assert total["requests"] >= 20_000
+    assert total["failed"] == 0, report["failures"]
+    for name in STEPS:
+        assert report["phases"][name]["requests"] > 0, f"no load during {name}"
+        assert report["phases"][name]["failed"] == 0, name
+    for kind in ("get_keepalive", "get_new_conn", "post"):
+        assert total["by_kind"][kind]["requests"] > 1000, kind
+
+
+def test_every_post_applied_exactly_once(host: Any, report: dict[str, Any]) -> None:
+    acknowledged = set(host.file("/var/tmp/load.json.posts").content_string.split())
+    recorded = host.file("/var/lib/hello/items.log").content_string.split()
+    assert len(acknowledged) == report["post_ids_ok"] > 1000
+    assert len(recorded) == len(set(recorded)), "a POST was applied twice"
+    missing = acknowledged - set(recorded)
+    assert not missing, f"{len(missing)} acknowledged POSTs are not recorded by the app"
+
+
+@pytest.mark.parametrize("step", STEPS[1:])
+def test_each_change_took_effect(steps: dict[str, dict[str, Any]], step: str) -> None:
+    before, after = steps[STEPS[STEPS.index(step) - 1]], steps[step]
+    assert (after["version"]["release"] != before["version"]["release"]) == (step in NEW_RELEASE)
+    assert (after["main_pid"] != before["main_pid"]) == (step in NEW_MASTER)
+    assert bool(set(after["workers"]) & set(before["workers"])) == (step not in NEW_WORKERS)
+    assert len(after["workers"]) == 2
+
+
+def test_rollback_serves_the_release_before_the_last_one(steps: dict[str, dict[str, Any]]) -> None:
+    assert steps["rollback"]["version"]["release"] == steps["code"]["version"]["release"]
+    assert steps["deps"]["version"]["release"] != steps["code"]["version"]["release"]
+
+
+def test_open_websocket_got_a_close_frame_after_its_grace(host: Any) -> None:
+    ws = json.loads(host.file("/var/tmp/ws.json").content_string)
+    assert ws["handshake"].startswith("HTTP/1.1 101"), ws
+    assert "error" not in ws, ws
+    # Closed by the draining worker with "service restart", not cut: clients reconnect.
+    assert ws["close_code"] == 1012, ws
+    assert ws["echoes"] > 10, ws
