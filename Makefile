@@ -29,4 +29,7 @@ unit:
 
 # One scenario after the other: they share the machine's two cores.
 molecule:
-	for scenario in $(SCENARIOS); do molecule test -s $$scenario; done
+	for scenario in $(SCENARIOS); do \
+		start=$$(date +%s); molecule test -s $$scenario; \
+		echo "molecule test -s $$scenario: $$(( $$(date +%s) - start )) s"; \
+	done
