@@ -58,12 +58,11 @@ class DrainingMixin:
     cycle: Any
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
-    _draining = False
     _partial = False  # request bytes arrived that do not make a whole request head yet
 
     def shutdown(self) -> None:
         global _draining
-        _draining = self._draining = True
+        _draining = True
         if self.cycle is None or self.cycle.response_complete:
             self.loop.call_later(_seconds("FASTAPI_APP_DRAIN_SECONDS", 6.0), self._close_if_idle)
         else:
@@ -73,7 +72,7 @@ class DrainingMixin:
         super().data_received(data)  # type: ignore[misc]
         self._partial = bool(data) and (self.cycle is None or self.cycle.response_complete)
         # A request parsed after the drain began: serve it, then close the connection.
-        if self._draining and self.cycle is not None:
+        if _draining and self.cycle is not None:
             self.cycle.keep_alive = False
 
     def _close_if_idle(self, retries: int = 3) -> None:
