@@ -389,10 +389,12 @@ def plot(doc: Mapping[str, Any], out: Path) -> None:
 
     cfg = doc.get("config", {})
     machine = doc.get("machine", {})
+    other = [r["other_cpu_pct"] for s in stacks for r in s["rounds"] if r.get("other_cpu_pct") is not None]
     fig.suptitle(
-        f"GET / , wrk -t{cfg.get('threads', '?')} -c{cfg.get('connections', '?')} "
+        f"{str(cfg.get('endpoint', 'GET ?')).split(' (')[0]}, wrk -t{cfg.get('threads', '?')} -c{cfg.get('connections', '?')} "
         f"{cfg.get('rounds', '?')} rounds x {cfg.get('duration_s', '?')} s, "
-        f"{machine.get('nproc', '?')} cores {machine.get('model_name', '')}, {doc.get('date', '')}",
+        f"{machine.get('nproc', '?')} cores {machine.get('model_name', '')}, {doc.get('date', '')}"
+        + (f"\nCPU used outside the benchmark during a measured run: up to {max(other):.0f} %" if other else ""),
         fontsize=10,
     )
     for ax in (ax_rps, ax_lat):
