@@ -1,11 +1,13 @@
 # make demo  - deploy the example app into a local systemd container and show its answer
 # make test  - lint, unit tests and every Molecule scenario (what .ci/run runs)
+# make bench - serving benchmark: ceiling, tutorial recipe and the role side by side (benchmarks/)
+# make timings - fresh converge, no-change re-run and code-only redeploy times on the demo container
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: demo demo-clean test bootstrap lint unit molecule
+.PHONY: demo demo-clean test bootstrap lint unit molecule bench timings
 
 demo:
 	scripts/demo.sh
@@ -14,6 +16,12 @@ demo-clean:
 	docker rm -f fastapi-app-demo
 
 test: bootstrap lint unit molecule
+
+bench:
+	benchmarks/serving.sh $(BENCH_ARGS)
+
+timings:
+	scripts/deploy-timings.sh
 
 bootstrap:
 	scripts/bootstrap.sh all

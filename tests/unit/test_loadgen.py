@@ -8,31 +8,18 @@ same event loop (or as a subprocess for the CLI) and checks the report's account
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import socket
 import struct
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from modload import load
 
-MODULE_PATH = Path(__file__).resolve().parents[2] / "tools" / "loadgen.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("loadgen", MODULE_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["loadgen"] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
-loadgen = _load()
+loadgen = load("loadgen", "tools/loadgen.py")
 
 
 class Server:
@@ -259,7 +246,7 @@ def test_cli_stops_early_and_writes_report(tmp_path: Path, how: str) -> None:
         srv, target = await _serve(server, None)
         async with srv:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, str(MODULE_PATH), *target, "--concurrency", "4", "--duration", "30",
+                sys.executable, loadgen.__file__, *target, "--concurrency", "4", "--duration", "30",
                 "--out", str(out), "--ready-file", str(ready), "--stop-file", str(stop))
             for _ in range(100):
                 if ready.exists():

@@ -31,6 +31,12 @@ def client() -> Iterator[TestClient]:
         yield c
 
 
+def test_hello_is_the_benchmark_json(client: TestClient) -> None:
+    r = client.get("/hello")
+    assert r.status_code == 200
+    assert r.json() == {"message": "Hello World"}
+
+
 def test_root_reports_app_and_raw_forwarded_headers(client: TestClient) -> None:
     r = client.get("/", headers={**PROXY_HEADERS, "Host": "hello.example"})
     assert r.status_code == 200

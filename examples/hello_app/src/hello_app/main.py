@@ -68,6 +68,14 @@ def root(request: Request) -> dict[str, Any]:
     }
 
 
+# The serving benchmark's endpoint (benchmarks/serving.sh): the smallest FastAPI JSON answer, on
+# the event loop (no thread pool, no response model), so that the serving stack, not the app,
+# decides the figures.
+@app.get("/hello", response_model=None)
+async def hello() -> dict[str, str]:
+    return {"message": "Hello World"}
+
+
 @app.get("/healthz")
 def healthz() -> JSONResponse:
     # Read on every call (not at import) so a release can start cleanly and

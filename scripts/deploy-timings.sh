@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Deploy speed on the demo container (make timings): wall time per host of
+#   1. a fresh converge (a new container, nothing installed but the image),
+#   2. a no-change re-run,
+#   3. a code-only redeploy (the example app with one changed source file: new release, handover).
+# Each figure is the role's own per-host time (the summary task: from its first task to its
+# last) and the wall time of the ansible-playbook command around it.
+# The demo container is replaced by a fresh one; `make demo` afterwards reuses it.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+name=fastapi-app-demo
+cd "$root"
+"$root/scripts/bootstrap.sh" bookworm
+export PATH=$root/.venv/bin:$PATH
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r examples/hello_app "$work/hello_app"
+printf '\n# deploy-timings.sh: code-only change %s\n' "$(date -u +%FT%TZ)" >> "$work/hello_app/src/hello_app/main.py"
+
+docker rm -f "$name" >/dev/null 2>&1 || true
+"$root/scripts/systemd-container.sh" "$name" fastapi-app-test:bookworm -p "127.0.0.1:${DEMO_PORT:-8080}:80"
+
+results=()
+run() { # label, ansible-playbook arguments...
+    local label=$1 log="$work/$1.log" start end
+    shift
+    start=$(date +%s.%N)
+    ansible-playbook playbooks/deploy.yml -i inventory/demo "$@" > "$log" 2>&1 ||
+        { tail -40 "$log" >&2; echo "deploy-timings: $label failed" >&2; exit 1; }
+    end=$(date +%s.%N)
+    # Summary lines: "<host> <app>: release A -> B, switch: X, health: ok, 12.3 s"
+    while read -r host role_s switch; do
+        results+=("$(printf '%-18s %-20s %8s %8.1f  %s' "$label" "$host" "$role_s" "$(echo "$end - $start" | bc)" "$switch")")
+    done < <(tr -d "\n" < "$log" | grep -oE "msg: '[^ ]+ [^:]+: release [^']*'" | sed -E 's/ +/ /g' |
+        sed -E "s/^msg: '([^ ]+) .*switch: ([^,]+), health: [^,]+, ([0-9.]+) s'$/\1 \3 \2/")
+    grep -E '^\S+ +: ok=' "$log" | sed "s/^/deploy-timings: $label: /" >&2
+}
+
+run fresh
+run no-change
+run code-only -e "fastapi_app_source_path=$work/hello_app"
+
+echo
+echo "deploy timings, $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), other containers: $(docker ps --format '{{.Names}}' | grep -vx "$name" | paste -sd, - || true)"
+printf '%-18s %-20s %8s %8s  %s\n' run host "role s" "wall s" switch
+printf '%s\n' "${results[@]}"
