@@ -21,7 +21,6 @@ BAD_INPUTS = yaml.safe_load((SCENARIO / "vars" / "bad_inputs.yml").read_text())[
 SECRETS = {"first": "s3cr3t-hardening-first-91d0", "rotated": "s3cr3t-hardening-rotated-5be2"}
 # Requests in flight when a process dies may fail; queued ones must not. The load runs 12 clients.
 CONCURRENCY = 12
-START_LIMIT_BURST = 5
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +113,12 @@ def test_killed_process_is_replaced_and_only_in_flight_requests_fail(report, ste
 def test_crash_at_start_is_bounded_and_reported(host: Any, steps: dict[str, dict[str, Any]]) -> None:
     status = host.file("/var/tmp/crash_status.txt").content_string
     print("\n" + status)
-    assert "Result=start-limit-hit" in status
-    restarts = int(re.search(r"NRestarts=(\d+)", status).group(1))
-    assert 1 <= restarts <= START_LIMIT_BURST
+    lines = status.splitlines()
+    first, later, socket = (dict(p.split("=", 1) for p in lines[i].split()) for i in (1, 3, 5))
+    # systemd gave up (the socket names the start limit) and stays given up: no restart in 5 s.
+    assert socket == {"ActiveState": "failed", "Result": "service-start-limit-hit"}
+    assert first["ActiveState"] == later["ActiveState"] == "failed"
+    assert first["NRestarts"] == later["NRestarts"] and int(first["NRestarts"]) >= 1
     output = deploy_log("deploy_while_crashing")
     assert "failed=1" in output
     assert "hello.service does not start" in output and "crash marker present: refusing to start" in output, output[-3000:]
@@ -161,8 +163,8 @@ def test_secret_not_in_units_journal_or_process_arguments(host: Any) -> None:
         assert SECRETS["rotated"] not in host.check_output("systemctl show %s", unit), unit
     assert SECRETS["rotated"] not in host.check_output("journalctl --no-pager -o verbose")
     assert SECRETS["rotated"] not in host.check_output("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; true")
-    # Only the app's own processes may hold it in their environment.
-    app_pids = set(host.check_output("systemctl show -p ControlGroup --value hello.service | "
-                                     "xargs -I{} cat /sys/fs/cgroup{}/cgroup.procs").split())
+    # Only the app's own processes (its user) may hold it in their environment.
     holders = host.check_output("grep -lF %s /proc/[0-9]*/environ 2>/dev/null; true", SECRETS["rotated"]).split()
-    assert {path.split("/")[2] for path in holders} <= app_pids, holders
+    assert holders, "the app's processes should see the secret"
+    owners = {host.check_output("stat -c %%U %s", path.rsplit("/", 1)[0]) for path in holders}
+    assert owners == {"hello"}, holders
