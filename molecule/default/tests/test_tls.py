@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ def tls_app(tmp_path_factory: pytest.TempPathFactory) -> str:
         "fastapi_app_nginx_tls_certificate": str(certs / "cert.pem"),
         "fastapi_app_nginx_tls_certificate_key": str(certs / "key.pem"),
         "fastapi_app_secrets": {},
+        "fastapi_app_nginx_server_names": ["tls.test"],
+        "fastapi_app_nginx_hsts_max_age": 300,
     }
     env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     result = subprocess.run(
@@ -63,9 +66,29 @@ def test_mozilla_intermediate_protocols(host: Any, tls_app: str) -> None:
 
 
 def test_http_redirects_to_https(host: Any, tls_app: str) -> None:
-    head = host.check_output("curl -sS -o /dev/null -D - http://127.0.0.1:%s/some/path?q=1", HTTP)
+    head = host.check_output("curl -sS -o /dev/null -D - -H 'Host: tls.test' http://127.0.0.1:%s/some/path?q=1", HTTP)
     assert head.splitlines()[0].split()[1] == "301"
-    assert f"location: https://127.0.0.1:{HTTPS}/some/path?q=1" in head.lower()
+    assert f"location: https://tls.test:{HTTPS}/some/path?q=1" in head.lower()
+
+
+def test_unknown_host_gets_no_answer_on_a_site_with_server_names(host: Any, tls_app: str) -> None:
+    # return 444: nginx closes the connection; curl reports an empty reply (exit code 52).
+    assert host.run("curl -sS -o /dev/null -H 'Host: unknown.test' http://127.0.0.1:%s/", HTTP).rc == 52
+    assert host.file(f"/etc/nginx/conf.d/fastapi_app_default_{HTTP}.conf").exists
+    # The first app has no server names: it stays the catch-all of port 80, without a 444 server there.
+    assert host.check_output("curl -sS -o /dev/null -w '%{http_code}' -H 'Host: unknown.test' http://127.0.0.1/healthz") == "200"
+    assert not host.file("/etc/nginx/conf.d/fastapi_app_default_80.conf").exists
+
+
+def test_hsts_and_security_headers_without_nginx_version(host: Any, tls_app: str) -> None:
+    head = host.check_output("curl -sS -k -o /dev/null -D - https://127.0.0.1:%s/", HTTPS).lower()
+    assert "strict-transport-security: max-age=300" in head
+    assert "x-content-type-options: nosniff" in head and "x-frame-options: deny" in head
+    assert "referrer-policy: strict-origin-when-cross-origin" in head
+    assert re.search(r"^server: nginx\r?$", head, re.MULTILINE), head
+    # Errors carry the headers too (`always`), and no version either.
+    missing = host.check_output("curl -sS -D - http://127.0.0.1/no/such/page")
+    assert "x-content-type-options: nosniff" in missing.lower() and "nginx/" not in missing
 
 
 def test_key_is_root_only_and_first_app_unaffected(host: Any, tls_app: str) -> None:
