@@ -285,16 +285,16 @@ class LoadGen:
                 await conn.writer.drain()
                 stage = "read"
                 resp = await read_response(conn.reader)
+            self.check(resp, post_id)
         except TimeoutError:
             raise Failure("connect" if stage == "connect" else "timeout",
                           f"not done within {self.opts.timeout}s ({stage})", conn) from None
         except OSError as exc:  # refused, reset, broken pipe...
             raise Failure("connect" if stage == "connect" else "reset",
                           f"{type(exc).__name__}: {exc} ({stage})", conn) from None
-        except Failure as exc:
+        except Failure as exc:  # the caller closes it: the event loop would keep an abandoned one open
             exc.conn = conn
             raise
-        self.check(resp, post_id)
         return conn, resp
 
     async def request(self, kind: str, worker: int, seq: int, conn: Conn | None) -> Conn | None:
