@@ -1,0 +1,174 @@
+#!/usr/bin/python
+"""Read, in one module run, the host state the role's no-change path needs.
+
+A re-run that changes nothing used to spend a module run on each of these reads (packages, group,
+user, four directories, the release links and records): about 0.35 s each over a container or SSH
+connection. Tasks that would change something run only when this state differs from the wanted one.
+Read-only: it reports, it never changes the host.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import stat
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: fastapi_app_host_state
+short_description: Read the host state of one fastapi_app deploy
+description:
+  - Reads which Debian packages are installed, the app's group and user, owner and mode of its
+    directories, the C(current) and C(previous) release links, the finished releases and the records
+    C(applied.json) and C(current/release.json). Never changes anything.
+options:
+  packages:
+    description: Debian packages to look up.
+    type: list
+    elements: str
+    default: []
+  group:
+    description: Group name to look up.
+    type: str
+    required: true
+  user:
+    description: User name to look up.
+    type: str
+    required: true
+  directories:
+    description: Directories whose owner, group and mode are reported.
+    type: list
+    elements: path
+    default: []
+  base_dir:
+    description: The app's base directory (holds releases/, current, previous and applied.json).
+    type: path
+    required: true
+author: fastapi_app role
+"""
+
+RETURN = r"""
+packages_missing: {description: Packages of I(packages) that are not installed., type: list, returned: always}
+group: {description: "gid, or null when the group does not exist.", type: dict, returned: always}
+user: {description: "uid, group, comment, home and shell, or null when the user does not exist.", type: dict, returned: always}
+directories: {description: "Per path: owner, group and mode (octal string), or null when it is not a directory.", type: dict, returned: always}
+current: {description: Release id that C(current) points at, or an empty string., type: str, returned: always}
+previous: {description: Release id that C(previous) points at, or an empty string., type: str, returned: always}
+releases: {description: Finished releases (with release.json) under releases/, oldest first., type: list, returned: always}
+applied: {description: "Content of applied.json, or {}.", type: dict, returned: always}
+current_record: {description: "Content of the current release's release.json, or {}.", type: dict, returned: always}
+"""
+
+
+def installed_packages(run_command: Any, packages: list[str]) -> set[str]:
+    """Names among packages that dpkg reports as installed."""
+    if not packages:
+        return set()
+    _, out, _ = run_command(["dpkg-query", "--show", "--showformat=${db:Status-Status} ${Package}\\n", *packages])
+    return {line.split(" ", 1)[1].split(":", 1)[0] for line in out.splitlines() if line.startswith("installed ")}
+
+
+def group_entry(name: str) -> dict[str, Any] | None:
+    try:
+        return {"gid": grp.getgrnam(name).gr_gid}
+    except KeyError:
+        return None
+
+
+def user_entry(name: str) -> dict[str, Any] | None:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        group = str(entry.pw_gid)
+    return {"uid": entry.pw_uid, "group": group, "comment": entry.pw_gecos, "home": entry.pw_dir, "shell": entry.pw_shell}
+
+
+def name_of(lookup: Any, number: int) -> str:
+    try:
+        return str(lookup(number)[0])
+    except KeyError:
+        return str(number)
+
+
+def directory_entry(path: str) -> dict[str, str] | None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return None
+    return {"owner": name_of(pwd.getpwuid, info.st_uid), "group": name_of(grp.getgrgid, info.st_gid),
+            "mode": f"{stat.S_IMODE(info.st_mode):04o}"}
+
+
+def link_release(link: Path) -> str:
+    """Release id a `releases/<id>` link points at, or '' for no link."""
+    try:
+        return os.path.basename(os.readlink(link).rstrip("/"))
+    except (FileNotFoundError, OSError):
+        return ""
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def finished_releases(releases_dir: Path) -> list[str]:
+    """Releases whose build finished (release.json is written last), oldest first."""
+    found: list[tuple[float, str]] = []
+    try:
+        entries = list(os.scandir(releases_dir))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and (Path(entry.path) / "release.json").is_file():
+            found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
+    return [name for _, name in sorted(found)]
+
+
+def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
+    base = Path(params["base_dir"])
+    current = link_release(base / "current")
+    installed = installed_packages(run_command, params["packages"])
+    return {
+        "packages_missing": [p for p in params["packages"] if p not in installed],
+        "group": group_entry(params["group"]),
+        "user": user_entry(params["user"]),
+        "directories": {path: directory_entry(path) for path in params["directories"]},
+        "current": current,
+        "previous": link_release(base / "previous"),
+        "releases": finished_releases(base / "releases"),
+        "applied": read_json(base / "applied.json"),
+        "current_record": read_json(base / "releases" / current / "release.json") if current else {},
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "group": {"type": "str", "required": True},
+            "user": {"type": "str", "required": True},
+            "directories": {"type": "list", "elements": "path", "default": []},
+            "base_dir": {"type": "path", "required": True},
+        },
+        supports_check_mode=True,
+    )
+    module.exit_json(changed=False, **host_state(module.params, module.run_command))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Unit tests for roles/fastapi_app/library/fastapi_app_host_state.py (the no-change path's one read)."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modload import load
+
+hs = load("fastapi_app_host_state", "roles/fastapi_app/library/fastapi_app_host_state.py")
+
+ME = pwd.getpwuid(os.getuid())
+MY_GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+class FakeDpkg:
+    """dpkg-query's answer for a set of installed packages; records the command it was given."""
+
+    def __init__(self, installed: set[str]) -> None:
+        self.installed = installed
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: list[str]) -> tuple[int, str, str]:
+        self.calls.append(argv)
+        names = [a for a in argv[1:] if not a.startswith("--")]
+        out = "".join(f"installed {n}\n" for n in names if n in self.installed)
+        out += "".join(f"not-installed {n}\n" for n in names if n not in self.installed and n != "unknown")
+        return (0 if all(n in self.installed for n in names) else 1), out, ""
+
+
+def release(base: Path, name: str, mtime: float, record: dict[str, Any] | None = None) -> None:
+    path = base / "releases" / name
+    path.mkdir(parents=True)
+    if record is not None:
+        (path / "release.json").write_text(json.dumps(record))
+    os.utime(path, (mtime, mtime))
+
+
+def params(base: Path, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"packages": [], "group": MY_GROUP, "user": ME.pw_name, "directories": [], "base_dir": str(base)}
+    values.update(overrides)
+    return values
+
+
+def test_a_new_host_has_nothing(tmp_path: Path) -> None:
+    state = hs.host_state(params(tmp_path / "opt" / "hello", group="no-such-group-x", user="no-such-user-x",
+                                 directories=[str(tmp_path / "missing")]), FakeDpkg(set()))
+    assert state == {
+        "packages_missing": [], "group": None, "user": None, "directories": {str(tmp_path / "missing"): None},
+        "current": "", "previous": "", "releases": [], "applied": {}, "current_record": {},
+    }
+
+
+def test_missing_packages_are_listed_in_the_order_given() -> None:
+    dpkg = FakeDpkg({"nginx", "tar"})
+    assert hs.installed_packages(dpkg, ["nginx", "python3-venv", "tar", "unknown"]) == {"nginx", "tar"}
+    assert dpkg.calls[0][:2] == ["dpkg-query", "--show"]
+    state = hs.host_state(params(Path("/nonexistent"), packages=["nginx", "python3-venv", "tar", "unknown"]), dpkg)
+    assert state["packages_missing"] == ["python3-venv", "unknown"]
+
+
+def test_no_packages_means_no_dpkg_call() -> None:
+    dpkg = FakeDpkg(set())
+    assert hs.installed_packages(dpkg, []) == set()
+    assert dpkg.calls == []
+
+
+def test_existing_account_is_described_like_the_user_task_sets_it() -> None:
+    assert hs.group_entry(MY_GROUP) == {"gid": os.getgid()}
+    assert hs.user_entry(ME.pw_name) == {"uid": ME.pw_uid, "group": MY_GROUP, "comment": ME.pw_gecos,
+                                         "home": ME.pw_dir, "shell": ME.pw_shell}
+
+
+def test_directory_owner_group_and_mode(tmp_path: Path) -> None:
+    target = tmp_path / "cache"
+    target.mkdir()
+    target.chmod(0o700)
+    afile = tmp_path / "file"
+    afile.write_text("")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    assert hs.directory_entry(str(target)) == {"owner": ME.pw_name, "group": MY_GROUP, "mode": "0700"}
+    # Neither a file nor a link to a directory is the directory the role wants there.
+    assert hs.directory_entry(str(afile)) is None
+    assert hs.directory_entry(str(link)) is None
+
+
+def test_links_releases_and_records(tmp_path: Path) -> None:
+    base = tmp_path / "opt" / "hello"
+    release(base, "1.0.0-new", 3000, {"release": "1.0.0-new", "venv_key": "abc"})
+    release(base, "1.0.0-old", 1000, {"release": "1.0.0-old"})
+    release(base, "1.0.0-mid", 2000, {"release": "1.0.0-mid"})
+    release(base, "1.0.0-partial", 4000)  # a build that did not finish: no release.json
+    (base / "current").symlink_to("releases/1.0.0-new")
+    (base / "previous").symlink_to("releases/1.0.0-mid")
+    (base / "applied.json").write_text('{"release": "1.0.0-new", "env": "e"}')
+    state = hs.host_state(params(base), FakeDpkg(set()))
+    assert state["current"] == "1.0.0-new"
+    assert state["previous"] == "1.0.0-mid"
+    assert state["releases"] == ["1.0.0-old", "1.0.0-mid", "1.0.0-new"]
+    assert state["applied"] == {"release": "1.0.0-new", "env": "e"}
+    assert state["current_record"] == {"release": "1.0.0-new", "venv_key": "abc"}
+
+
+@pytest.mark.parametrize("content", ["", "{not json", "[1, 2]"])
+def test_an_unreadable_record_counts_as_none(tmp_path: Path, content: str) -> None:
+    (tmp_path / "applied.json").write_text(content)
+    assert hs.read_json(tmp_path / "applied.json") == {}
+
+
+def test_a_dangling_current_link_has_no_record(tmp_path: Path) -> None:
+    (tmp_path / "current").symlink_to("releases/gone")
+    state = hs.host_state(params(tmp_path), FakeDpkg(set()))
+    assert state["current"] == "gone"
+    assert state["current_record"] == {}
