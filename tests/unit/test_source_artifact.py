@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -297,6 +298,57 @@ def test_version_empty_when_dynamic(tmp_path: Path) -> None:
     assert pack(source, tmp_path / "cache")["version"] == ""
 
 
+# --- declared dependencies (equal ones let a release reuse the previous virtualenv) ----------------
+
+
+def test_dependencies_from_pyproject_are_sorted(tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src")
+    (source / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1"\ndependencies = ["uvloop", "fastapi>=0.115"]\n')
+    assert pack(source, tmp_path / "cache")["dependencies"] == ["fastapi>=0.115", "uvloop"]
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "expected"),
+    [
+        ('[project]\nname = "x"\nversion = "1"\n', []),
+        ('[project]\nname = "x"\ndynamic = ["dependencies"]\n', None),
+        ('[tool.poetry]\nname = "x"\n', None),
+        (None, None),
+    ],
+    ids=["none-declared", "dynamic", "no-project-table", "no-pyproject"],
+)
+def test_dependencies_unknown_unless_static(tmp_path: Path, pyproject: str | None, expected: list[str] | None) -> None:
+    source = make_tree(tmp_path / "src")
+    if pyproject is None:
+        (source / "pyproject.toml").unlink()
+    else:
+        (source / "pyproject.toml").write_text(pyproject)
+    assert pack(source, tmp_path / "cache")["dependencies"] == expected
+
+
+def test_a_dependency_change_changes_the_dependencies_only_there(tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src")
+    before = pack(source, tmp_path / "cache")
+    (source / "app.py").write_text("print('code only')\n")
+    code_only = pack(source, tmp_path / "cache")
+    (source / "pyproject.toml").write_text(PYPROJECT.replace('["fastapi"]', '["fastapi", "httpx"]'))
+    new_dependency = pack(source, tmp_path / "cache")
+    assert code_only["sha256"] != before["sha256"] and code_only["dependencies"] == before["dependencies"] == ["fastapi"]
+    assert new_dependency["dependencies"] == ["fastapi", "httpx"]
+
+
+@pytest.mark.parametrize("top", ["app-1.0/", ""])
+def test_archive_dependencies_from_its_pyproject(tmp_path: Path, top: str) -> None:
+    entries: dict[str, bytes | None] = {f"{top}pyproject.toml": PYPROJECT.encode(), f"{top}main.py": b"x"}
+    archive = write_tar(tmp_path / "app.tar.gz", entries)
+    assert sa.describe("archive", archive, tmp_path / "cache")["dependencies"] == ["fastapi"]
+
+
+def test_archive_without_pyproject_has_unknown_dependencies(tmp_path: Path) -> None:
+    archive = write_tar(tmp_path / "app.tar.gz", {"app-1.0/setup.py": b"x", "app-1.0/sub/pyproject.toml": PYPROJECT.encode()})
+    assert sa.describe("archive", archive, tmp_path / "cache")["dependencies"] is None
+
+
 # --- dir kind: cache ----------------------------------------------------------------------------
 
 
@@ -378,14 +430,39 @@ def test_archive_missing_file_is_rejected(tmp_path: Path) -> None:
 )
 def test_package_version_and_hash(tmp_path: Path, name: str, version: str) -> None:
     package = tmp_path / name
-    package.write_bytes(b"package bytes " + name.encode())
+    if name.endswith(".whl"):
+        write_wheel(package, [])
+    else:
+        package.write_bytes(b"package bytes " + name.encode())
     result = sa.describe("package", package, tmp_path / "cache")
     assert result == {
         "sha256": hashlib.sha256(package.read_bytes()).hexdigest(),
         "version": version,
         "artifact": str(package),
         "strip_components": 0,
+        # An sdist's metadata may be computed by its build: not known before the build.
+        "dependencies": [] if name.endswith(".whl") else None,
     }
+
+
+def write_wheel(path: Path, requires: list[str]) -> Path:
+    metadata = "Metadata-Version: 2.1\nName: hello-app\nVersion: 1.0.0\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("hello_app/__init__.py", "")
+        wheel.writestr("hello_app-1.0.0.dist-info/METADATA", metadata)
+    return path
+
+
+def test_wheel_dependencies_come_from_its_metadata(tmp_path: Path) -> None:
+    wheel = write_wheel(tmp_path / "hello_app-1.0.0-py3-none-any.whl", ["httpx>=0.27", 'fastapi<1; python_version >= "3.11"'])
+    assert sa.describe("package", wheel, tmp_path / "cache")["dependencies"] == ['fastapi<1; python_version >= "3.11"', "httpx>=0.27"]
+
+
+def test_a_broken_wheel_is_reported_as_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wheel = tmp_path / "hello_app-1.0.0-py3-none-any.whl"
+    wheel.write_bytes(b"not a zip")
+    assert sa.main(["package", str(wheel), str(tmp_path / "cache")]) == 1
+    assert capsys.readouterr().err.startswith("fastapi_app_source_path: cannot package")
 
 
 @pytest.mark.parametrize("name", ["hello_app-1.0.0.egg", "hello_app-1.0.0.tar", "hello_app-1.0.0.tar.xz"])
@@ -405,7 +482,7 @@ def test_main_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     out, err = capsys.readouterr()
     assert err == ""
     result = json.loads(out)
-    assert set(result) == {"sha256", "version", "artifact", "strip_components"}
+    assert set(result) == {"sha256", "version", "artifact", "strip_components", "dependencies"}
     assert result == pack(source, tmp_path / "cache")
 
 

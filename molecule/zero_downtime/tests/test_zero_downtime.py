@@ -79,3 +79,36 @@ def test_open_websocket_got_a_close_frame_after_its_grace(host: Any) -> None:
     # Closed by the draining worker with "service restart", not cut: clients reconnect.
     assert ws["close_code"] == 1012, ws
     assert ws["echoes"] > 10, ws
+
+
+def release_record(host: Any, release: str) -> dict[str, Any]:
+    return json.loads(host.file(f"/opt/hello/releases/{release}/release.json").content_string)
+
+
+def frozen(host: Any, release: str) -> str:
+    return host.check_output(f"/opt/hello/releases/{release}/venv/bin/pip freeze --exclude hello-app")
+
+
+def test_code_only_release_starts_from_a_copy_of_the_serving_virtualenv(host: Any, steps: dict[str, dict[str, Any]]) -> None:
+    code, serving = steps["code"]["version"]["release"], steps["env"]["version"]["release"]
+    assert release_record(host, code)["venv_copied_from"] == serving
+    venv = f"/opt/hello/releases/{code}/venv"
+    # The copy's scripts run its own interpreter; nothing in bin/ or pyvenv.cfg names the old release.
+    assert host.file(f"{venv}/bin/gunicorn").content_string.startswith(f"#!{venv}/bin/python")
+    leftover = host.run(f"grep -rlF /opt/hello/releases/{serving}/ {venv}/bin {venv}/pyvenv.cfg")
+    assert leftover.rc == 1 and leftover.stdout == "", leftover.stdout
+    assert frozen(host, code) == frozen(host, serving)
+    assert host.run(f"{venv}/bin/pip check").rc == 0
+    # The app itself was installed again, from the new source.
+    init = host.check_output(f"{venv}/bin/python -c 'import hello_app; print(hello_app.__file__)'")
+    assert init.startswith(f"{venv}/lib/")
+    assert "code-only change made by the zero_downtime scenario" in host.file(init).content_string
+
+
+def test_a_dependency_change_builds_its_own_virtualenv(host: Any, steps: dict[str, dict[str, Any]]) -> None:
+    deps, code = steps["deps"]["version"]["release"], steps["code"]["version"]["release"]
+    record = release_record(host, deps)
+    assert record["venv_copied_from"] is None
+    assert record["venv_key"] != release_record(host, code)["venv_key"]
+    assert "six==1.17.0" in frozen(host, deps).splitlines()
+    assert "six==1.17.0" not in frozen(host, code).splitlines()

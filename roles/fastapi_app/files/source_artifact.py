@@ -3,12 +3,16 @@
 
 Runs on the controller (delegate_to: localhost, run_once) so that every host of a play gets the
 same bytes and the same release id, and so that a directory is shipped as one archive instead
-of file by file. Prints one JSON object: sha256, version, artifact (path), strip_components.
+of file by file. Prints one JSON object: sha256, version, artifact (path), strip_components and
+dependencies: the app's declared requirements when they are static (pyproject.toml's [project]
+table, a wheel's metadata), else null. Equal dependencies let a release reuse the virtualenv of
+the one before it.
 """
 
 from __future__ import annotations
 
 import argparse
+import email.parser
 import gzip
 import hashlib
 import io
@@ -18,6 +22,7 @@ import re
 import sys
 import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 # Build leftovers and VCS data never belong in a release and would make the hash unstable.
@@ -90,6 +95,42 @@ def pyproject_version(root: Path) -> str:
     return version if isinstance(version, str) else ""
 
 
+def pyproject_dependencies(data: bytes | None) -> list[str] | None:
+    """[project] dependencies of a pyproject.toml, or None when they are not static or not there."""
+    if data is None:
+        return None
+    project = tomllib.loads(data.decode()).get("project")
+    if not isinstance(project, dict) or "dependencies" in project.get("dynamic", []):
+        return None
+    dependencies = project.get("dependencies", [])
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        return None
+    return sorted(dependencies)
+
+
+def archive_pyproject(path: Path, strip_components: int) -> bytes | None:
+    """pyproject.toml at the top of a tar archive (after strip_components), if any."""
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            parts = member.name.removeprefix("./").split("/")
+            if parts[strip_components:] == ["pyproject.toml"] and member.isfile():
+                handle = tar.extractfile(member)
+                return handle.read() if handle else None
+    return None
+
+
+def wheel_dependencies(path: Path) -> list[str] | None:
+    """Requires-Dist of a wheel; None for an sdist, whose metadata may be computed at build time."""
+    if not path.name.endswith(".whl"):
+        return None
+    with zipfile.ZipFile(path) as wheel:
+        names = [n for n in wheel.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+        if len(names) != 1:
+            return None
+        metadata = email.parser.BytesParser().parsebytes(wheel.read(names[0]), headersonly=True)
+    return sorted(metadata.get_all("Requires-Dist") or [])
+
+
 def package_version(name: str) -> str:
     """Version from a wheel (name-ver-tags.whl) or sdist (name-ver.tar.gz) file name."""
     if name.endswith(".whl"):
@@ -125,20 +166,23 @@ def describe(kind: str, source: Path, cache_dir: Path) -> dict[str, object]:
             with partial.open("wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
                 gz.write(raw)
             partial.replace(artifact)
+        pyproject = source / "pyproject.toml"
         return {"sha256": sha, "version": pyproject_version(source), "artifact": str(artifact),
-                "strip_components": 0}
+                "strip_components": 0,
+                "dependencies": pyproject_dependencies(pyproject.read_bytes() if pyproject.is_file() else None)}
     if not source.is_file():
         raise ValueError(f"fastapi_app_source_path: {source} is not a file on the controller")
     if kind == "archive":
         if not source.name.endswith(TAR_SUFFIXES):
             raise ValueError(f"fastapi_app_source_path: {source.name} is not a tar archive ({', '.join(TAR_SUFFIXES)})")
+        strip = tar_strip_components(source)
         return {"sha256": sha256_file(source), "version": "", "artifact": str(source),
-                "strip_components": tar_strip_components(source)}
+                "strip_components": strip, "dependencies": pyproject_dependencies(archive_pyproject(source, strip))}
     if kind == "package":
         if not source.name.endswith(PACKAGE_SUFFIXES):
             raise ValueError(f"fastapi_app_source_path: {source.name} is not a wheel or sdist ({', '.join(PACKAGE_SUFFIXES)})")
         return {"sha256": sha256_file(source), "version": package_version(source.name),
-                "artifact": str(source), "strip_components": 0}
+                "artifact": str(source), "strip_components": 0, "dependencies": wheel_dependencies(source)}
     raise ValueError(f"fastapi_app_source_kind: {kind} has no controller-side artifact")
 
 
@@ -150,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = describe(args.kind, args.source.expanduser().resolve(), args.cache_dir)
-    except (OSError, tarfile.TarError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         # Errors from reading the source do not say which setting they are about.
         print(f"fastapi_app_source_path: cannot package {args.source}: {error}", file=sys.stderr)
         return 1
