@@ -3,19 +3,9 @@ one host-state read (library/fastapi_app_host_state.py) finds a difference, so t
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-from pathlib import Path
 from typing import Any
 
-
-def converge(limit: str) -> subprocess.CompletedProcess[str]:
-    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    playbook = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parent / "resources" / "playbooks" / "converge.yml"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run(["ansible-playbook", "-i", str(ephemeral / "inventory"), "--limit", limit, str(playbook)],
-                          capture_output=True, text=True, env=env, check=False)
+from stack import role_task_outputs, run_playbook
 
 
 def test_a_run_repairs_the_account_and_directories(host: Any, app: dict[str, Any]) -> None:
@@ -24,11 +14,10 @@ def test_a_run_repairs_the_account_and_directories(host: Any, app: dict[str, Any
     host.run_expect([0], f"chmod 0755 /etc/{name} && chgrp root /etc/{name} && chmod 0777 /opt/{name}/cache "
                          f"&& usermod --shell /bin/bash {name}")
 
-    result = converge(host.backend.get_hostname())
+    result = run_playbook("deploy", "--limit", host.backend.get_hostname())
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    # Task name -> its output, up to the next task.
-    outcome = dict(re.findall(r"^TASK \[fastapi_app : ([^]]+)\][^\n]*\n(.*?)(?=^TASK |\Z)", result.stdout, re.MULTILINE | re.DOTALL))
+    outcome = role_task_outputs(result.stdout)
     assert "changed:" in outcome.get("Create the app user", ""), result.stdout[-3000:]
     assert "changed:" in outcome.get("Create the release and configuration directories", ""), result.stdout[-3000:]
     assert "changed:" not in outcome.get("Create the app group", "")

@@ -8,13 +8,12 @@ the key root-only, the app seeing https as its scheme through nginx's forwarded 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
+from stack import run_playbook
 
 # Strings: testinfra quotes command arguments as text.
 HTTP, HTTPS = "8080", "8443"
@@ -28,8 +27,6 @@ def tls_app(tmp_path_factory: pytest.TempPathFactory) -> str:
          "-keyout", str(certs / "key.pem"), "-out", str(certs / "cert.pem")],
         check=True, capture_output=True,
     )
-    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-    project = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
     extra = {
         "fastapi_app_name": "tlsdemo",
         "fastapi_app_nginx_port": int(HTTP),
@@ -40,12 +37,7 @@ def tls_app(tmp_path_factory: pytest.TempPathFactory) -> str:
         "fastapi_app_nginx_server_names": ["tls.test"],
         "fastapi_app_nginx_hsts_max_age": 300,
     }
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    result = subprocess.run(
-        ["ansible-playbook", "-i", str(ephemeral / "inventory"), "-e", json.dumps(extra),
-         str(project / "playbooks" / "deploy.yml")],
-        capture_output=True, text=True, env=env, check=False,
-    )
+    result = run_playbook("deploy", "-e", json.dumps(extra))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return "tlsdemo"
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,21 @@ def scenario_vars(group: str = "app_servers") -> dict[str, Any]:
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "molecule.yml"
     text = os.path.expandvars(scenario.read_text())
     return yaml.safe_load(text)["provisioner"]["inventory"]["group_vars"][group]
+
+
+def run_playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """playbooks/<name>.yml of the project, run from the controller as a user would, against the
+    scenario's inventory with Molecule's ansible.cfg (plain text output)."""
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    playbook = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "playbooks" / f"{name}.yml"
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run(["ansible-playbook", "-i", str(ephemeral / "inventory"), *args, str(playbook)],
+                          capture_output=True, text=True, env=env, check=False)
+
+
+def role_task_outputs(stdout: str) -> dict[str, str]:
+    """Role task name -> what the run printed for it, up to the next task."""
+    return dict(re.findall(r"^TASK \[fastapi_app : ([^]]+)\][^\n]*\n(.*?)(?=^TASK |\Z)", stdout, re.MULTILINE | re.DOTALL))
 
 
 def curl_json(host: Any, url: str, *args: str) -> dict[str, Any]:
