@@ -22,6 +22,14 @@ if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv ||
         { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv; }
 fi
+if ! command -v pg_virtualenv >/dev/null 2>&1; then
+    # make unit runs the orders_app tests in a throw-away PostgreSQL cluster (pg_virtualenv).
+    [[ $EUID -eq 0 ]] && grep -qsx 'ID=debian' /etc/os-release ||
+        die "pg_virtualenv not found: install PostgreSQL (as root: apt-get install postgresql)"
+    say "installing postgresql (pg_virtualenv for the orders_app tests)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql ||
+        { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
+fi
 
 want=$(sha256sum "$root/requirements-dev.txt" | cut -d' ' -f1)
 if [[ ! -x $venv/bin/python || $(cat "$stamp" 2>/dev/null) != "$want" ]]; then

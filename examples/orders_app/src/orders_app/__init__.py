@@ -1,0 +1,1 @@
+"""Example FastAPI app with PostgreSQL, alembic migrations, a job worker and a scheduled report."""
