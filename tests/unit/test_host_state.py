@@ -43,7 +43,8 @@ def release(base: Path, name: str, mtime: float, record: dict[str, Any] | None =
 
 
 def params(base: Path, **overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {"packages": [], "group": MY_GROUP, "user": ME.pw_name, "directories": [], "base_dir": str(base)}
+    values: dict[str, Any] = {"packages": [], "group": MY_GROUP, "user": ME.pw_name, "directories": [], "base_dir": str(base),
+                              "unit_prefix": "", "unit_dir": str(base / "units")}
     values.update(overrides)
     return values
 
@@ -53,7 +54,7 @@ def test_a_new_host_has_nothing(tmp_path: Path) -> None:
                                  directories=[str(tmp_path / "missing")]), FakeDpkg(set()))
     assert state == {
         "packages_missing": [], "group": None, "user": None, "directories": {str(tmp_path / "missing"): None},
-        "current": "", "previous": "", "releases": [], "applied": {}, "current_record": {},
+        "current": "", "previous": "", "releases": [], "applied": {}, "current_record": {}, "units": [], "instances": [],
     }
 
 
@@ -119,3 +120,24 @@ def test_a_dangling_current_link_has_no_record(tmp_path: Path) -> None:
     state = hs.host_state(params(tmp_path), FakeDpkg(set()))
     assert state["current"] == "gone"
     assert state["current_record"] == {}
+
+
+def test_units_are_the_apps_own_process_and_timer_files_with_their_enabled_instances(tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    (units / "multi-user.target.wants").mkdir(parents=True)
+    marker = "# Ansible managed\n# fastapi_app: shop\n[Unit]\n"
+    for name in ["shop-worker@.service", "shop-report.service", "shop-report.timer"]:
+        (units / name).write_text(marker)
+    # Another app whose name starts with the same prefix, and the web units, which carry no marker.
+    (units / "shop-admin-worker@.service").write_text("# Ansible managed\n# fastapi_app: shop-admin\n")
+    (units / "shop-handover.service").write_text("[Unit]\n")
+    for name in ["shop-worker@1.service", "shop-worker@2.service", "shop-admin-worker@1.service"]:
+        (units / "multi-user.target.wants" / name).symlink_to(units / (name.split("@")[0] + "@.service"))
+    state = hs.host_state(params(tmp_path / "opt", unit_prefix="shop-", unit_dir=str(units)), FakeDpkg(set()))
+    assert state["units"] == ["shop-report.service", "shop-report.timer", "shop-worker@.service"]
+    assert state["instances"] == ["shop-worker@1.service", "shop-worker@2.service"]
+
+
+def test_no_unit_prefix_lists_no_units(tmp_path: Path) -> None:
+    state = hs.host_state(params(tmp_path), FakeDpkg(set()))
+    assert state["units"] == [] and state["instances"] == []

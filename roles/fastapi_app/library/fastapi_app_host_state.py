@@ -49,6 +49,16 @@ options:
     description: The app's base directory (holds releases/, current, previous and applied.json).
     type: path
     required: true
+  unit_prefix:
+    description:
+      - Name prefix of the app's process and timer units in I(unit_dir); only files whose first lines hold
+        C(# fastapi_app: <unit_prefix without the trailing dash>) count, so another app whose name shares the prefix is never listed.
+    type: str
+    default: ""
+  unit_dir:
+    description: Where the role writes unit files.
+    type: path
+    default: /etc/systemd/system
 author: fastapi_app role
 """
 
@@ -62,6 +72,8 @@ previous: {description: Release id that C(previous) points at, or an empty strin
 releases: {description: Finished releases (with release.json) under releases/, oldest first., type: list, returned: always}
 applied: {description: "Content of applied.json, or {}.", type: dict, returned: always}
 current_record: {description: "Content of the current release's release.json, or {}.", type: dict, returned: always}
+units: {description: "The app's process and timer unit files (file names), sorted.", type: list, returned: always}
+instances: {description: "Enabled instances of the app's process units (multi-user.target.wants), sorted.", type: list, returned: always}
 """
 
 
@@ -139,9 +151,31 @@ def finished_releases(releases_dir: Path) -> list[str]:
     return [name for _, name in sorted(found)]
 
 
+def role_units(unit_dir: Path, prefix: str) -> tuple[list[str], list[str]]:
+    """The app's own process and timer unit files, and the enabled instances of its process templates."""
+    if not prefix:
+        return [], []
+    marker = f"# fastapi_app: {prefix.rstrip('-')}\n"
+    units = []
+    for path in sorted(unit_dir.glob(f"{prefix}*")):
+        try:
+            with path.open() as unit:
+                head = [unit.readline() for _ in range(3)]
+        except (OSError, UnicodeDecodeError):
+            continue
+        if path.is_file() and not path.is_symlink() and marker in head:
+            units.append(path.name)
+    templates = {u for u in units if u.endswith("@.service")}
+    wants = unit_dir / "multi-user.target.wants"
+    instances = sorted(link.name for link in wants.glob(f"{prefix}*@*.service")
+                       if link.name.split("@", 1)[0] + "@.service" in templates) if wants.is_dir() else []
+    return units, instances
+
+
 def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
     base = Path(params["base_dir"])
     current = link_release(base / "current")
+    units, instances = role_units(Path(params["unit_dir"]), params["unit_prefix"])
     installed = installed_packages(run_command, params["packages"])
     return {
         "packages_missing": [p for p in params["packages"] if p not in installed],
@@ -153,6 +187,8 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
         "releases": finished_releases(base / "releases"),
         "applied": read_json(base / "applied.json"),
         "current_record": read_json(base / "releases" / current / "release.json") if current else {},
+        "units": units,
+        "instances": instances,
     }
 
 
@@ -164,6 +200,8 @@ def main() -> None:
             "user": {"type": "str", "required": True},
             "directories": {"type": "list", "elements": "path", "default": []},
             "base_dir": {"type": "path", "required": True},
+            "unit_prefix": {"type": "str", "default": ""},
+            "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
         },
         supports_check_mode=True,
     )

@@ -1,0 +1,147 @@
+"""A real app on two hosts and a PostgreSQL host: migrations once per release before the switch,
+workers and the timer on the serving release, a failed migration that replaces nothing, a
+one-off command, and no failed request or lost or doubled job under load throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DB = "fastapi-app-realapp-db"
+APP_HOSTS = ["fastapi-app-realapp-app1", "fastapi-app-realapp-app2"]
+testinfra_hosts = [DB]
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+BASE = "/opt/orders"
+
+
+def sql(host: Any, query: str) -> list[str]:
+    out = host.check_output(f"runuser -u postgres -- psql -d orders -Atc {json.dumps(query)}")
+    return out.splitlines()
+
+
+@pytest.fixture(scope="module")
+def apps(host: Any) -> dict[str, Any]:
+    return {name: host.get_host(f"ansible://{name}", ansible_inventory=host.backend.ansible_inventory) for name in APP_HOSTS}
+
+
+@pytest.fixture(scope="module")
+def releases(apps: dict[str, Any]) -> list[str]:
+    """The releases built on the app hosts (each host builds the same ids), oldest first."""
+    found = {name: app.check_output(f"ls -1tr {BASE}/releases").split() for name, app in apps.items()}
+    first = found[APP_HOSTS[0]]
+    assert all(ids == first for ids in found.values()), found
+    return first
+
+
+def current(app: Any) -> str:
+    return app.check_output(f"basename $(readlink {BASE}/current)")
+
+
+def test_three_releases_and_the_expand_release_serves_everywhere(apps: dict[str, Any], releases: list[str]) -> None:
+    assert [r.split("-")[0] for r in releases] == ["1.0.0", "1.1.0", "1.2.0"], releases
+    for app in apps.values():
+        assert current(app) == releases[1]
+        assert app.file(f"{BASE}/releases/{releases[2]}/release.json").exists, "the bad release was built"
+        version = json.loads(app.check_output("curl -sS --fail http://127.0.0.1/version"))
+        assert version["release"] == releases[1]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_each_migration_ran_on_exactly_one_host(apps: dict[str, Any], releases: list[str], index: int) -> None:
+    release = releases[index]
+    logs = {name: app.file(f"{BASE}/releases/{release}/commands/migrate.log") for name, app in apps.items()}
+    ran = [name for name, log in logs.items() if log.exists]
+    assert len(ran) == 1, (release, ran)
+    assert "Running upgrade" in logs[ran[0]].content_string, logs[ran[0]].content_string
+    for app in apps.values():
+        # A migration that succeeded is recorded on every host of its release; the failed one nowhere.
+        assert app.file(f"{BASE}/releases/{release}/commands/migrate.done").exists == (index < 2)
+
+
+def test_schema_is_the_expand_release_and_its_column_is_used(host: Any) -> None:
+    assert sql(host, "SELECT version_num FROM alembic_version") == ["0002_order_note"]
+    noted = sql(host, "SELECT count(*) FROM orders WHERE release LIKE '1.1.0-%' AND note IS NOT NULL")
+    assert int(noted[0]) > 0
+
+
+def test_failed_migration_reported_with_the_database_error() -> None:
+    log = (EPHEMERAL / "deploy_bad_migration.log").read_text()
+    assert "release command 'migrate'" in log
+    assert re.search(r"psycopg\.errors\.\w+|division by zero|violates", log), log[-3000:]
+    assert "keeps serving" in log
+
+
+def test_run_playbook_prints_the_serving_schema() -> None:
+    log = (EPHEMERAL / "run_alembic_current.log").read_text()
+    assert "exit code: 0" in log
+    assert "0002_order_note (head)" in log, log[-2000:]
+
+
+def test_no_failed_request_under_load(apps: dict[str, Any]) -> None:
+    for name, app in apps.items():
+        report = json.loads(app.file("/var/tmp/load.json").content_string)
+        total = report["total"]
+        print(f"\n{name}: {total['requests']} requests, {total['failed']} failed, "
+              f"{total['resent_stale_keepalive']} resent on a closed keep-alive connection")
+        for phase, figures in report["phases"].items():
+            print(f"  {phase:<14}{figures['requests']:>8} requests {figures['failed']:>4} failed"
+                  f" p99 {figures['p99_ms']} ms max {figures['max_ms']} ms")
+        assert total["failed"] == 0, report["failures"]
+        for phase in ("steady", "expand", "bad_migration", "run"):
+            assert report["phases"][phase]["requests"] > 0, (name, phase)
+
+
+def test_every_acknowledged_order_has_one_job_processed_exactly_once(host: Any, apps: dict[str, Any]) -> None:
+    acknowledged: set[str] = set()
+    for app in apps.values():
+        acknowledged |= set(app.file("/var/tmp/load.json.posts").content_string.split())
+    assert len(acknowledged) > 500
+    orders = set(sql(host, "SELECT id FROM orders"))
+    assert acknowledged <= orders, f"{len(acknowledged - orders)} acknowledged orders are missing"
+    assert sql(host, "SELECT count(*) FROM jobs WHERE status <> 'done' OR attempts <> 1") == ["0"]
+    assert sql(host, "SELECT count(*) FROM orders o WHERE (SELECT count(*) FROM jobs j WHERE j.order_id = o.id) <> 1") == ["0"]
+
+
+def test_workers_moved_to_the_new_release(host: Any, apps: dict[str, Any], releases: list[str]) -> None:
+    by_release = dict(row.split("|") for row in sql(host, "SELECT processed_by_release, count(*) FROM jobs GROUP BY 1"))
+    assert int(by_release.get(releases[0], 0)) > 0 and int(by_release.get(releases[1], 0)) > 0, by_release
+    for app in apps.values():
+        for instance in (1, 2):
+            unit = f"orders-worker@{instance}.service"
+            assert app.service(unit).is_running
+            assert f"release {releases[1]}" in app.check_output(f"systemctl show -p Description --value {unit}")
+            assert app.check_output(f"systemctl show -p WorkingDirectory --value {unit}") == f"{BASE}/releases/{releases[1]}/src"
+            # The worker itself is the main process (no shell in between that would swallow the stop signal).
+            pid = app.check_output(f"systemctl show -p MainPID --value {unit}")
+            assert app.check_output(f"ps -o args= -p {pid}") == "python -m orders_app.worker"
+
+
+def test_workers_stopped_gracefully_on_the_switch(apps: dict[str, Any]) -> None:
+    for name, app in apps.items():
+        log = app.check_output("journalctl --no-pager -o cat -u orders-worker@1.service -u orders-worker@2.service")
+        # Converge started them, the expand release restarted them: each stop was the worker's own.
+        assert log.count("worker stopping on SIGTERM") >= 2, (name, log[-2000:])
+        assert "SIGKILL" not in log and "Killing process" not in log, (name, log[-2000:])
+
+
+def test_timer_fired_in_the_serving_release(host: Any, apps: dict[str, Any], releases: list[str]) -> None:
+    assert int(sql(host, f"SELECT count(*) FROM reports WHERE release = '{releases[1]}'")[0]) > 0
+    for app in apps.values():
+        assert app.service("orders-report.timer").is_running
+        assert "orders-report.service" in app.check_output("systemctl list-timers orders-report.timer --no-legend --all")
+        result = app.check_output("systemctl show -p Result --value orders-report.service")
+        assert result == "success", result
+
+
+def test_processes_share_the_web_sandbox(apps: dict[str, Any]) -> None:
+    app = apps[APP_HOSTS[0]]
+    web = app.run("systemd-analyze security orders.service --no-pager | tail -1").stdout
+    worker = app.run("systemd-analyze security orders-worker@1.service --no-pager | tail -1").stdout
+    score = re.compile(r"exposure level for \S+: (\d+\.\d+)")
+    assert score.search(web) and score.search(worker), (web, worker)
+    assert score.search(web).group(1) == score.search(worker).group(1), (web, worker)
