@@ -30,10 +30,15 @@ lint:
 	yamllint --strict .
 	ansible-lint
 
+# orders_app's tests need a real PostgreSQL: pg_virtualenv (Debian's postgresql-common, installed by
+# bootstrap) runs them in a throw-away cluster; its dependencies come from requirements-dev.txt.
 unit:
 	python -m pytest -q tests/unit
 	pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./examples/hello_app
 	python -m pytest -q examples/hello_app
+	command -v pg_virtualenv >/dev/null || { echo "pg_virtualenv not found: run make bootstrap (installs postgresql)" >&2; exit 1; }
+	pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./examples/orders_app
+	pg_virtualenv python -m pytest -q examples/orders_app
 
 # One scenario after the other: they share the machine's two cores.
 molecule:
