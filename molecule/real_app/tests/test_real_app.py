@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
+
+from stack import run_playbook  # noqa: E402
 
 DB = "fastapi-app-realapp-db"
 APP_HOSTS = ["fastapi-app-realapp-app1", "fastapi-app-realapp-app2"]
@@ -92,7 +97,7 @@ def test_no_failed_request_under_load(apps: dict[str, Any]) -> None:
             print(f"  {phase:<14}{figures['requests']:>8} requests {figures['failed']:>4} failed"
                   f" p99 {figures['p99_ms']} ms max {figures['max_ms']} ms")
         assert total["failed"] == 0, report["failures"]
-        for phase in ("steady", "expand", "bad_migration", "run"):
+        for phase in ("steady", "expand", "bad_migration", "run", "lock", "env", "retire"):
             assert report["phases"][phase]["requests"] > 0, (name, phase)
 
 
@@ -111,9 +116,12 @@ def test_workers_moved_to_the_new_release(host: Any, apps: dict[str, Any], relea
     by_release = dict(row.split("|") for row in sql(host, "SELECT processed_by_release, count(*) FROM jobs GROUP BY 1"))
     assert int(by_release.get(releases[0], 0)) > 0 and int(by_release.get(releases[1], 0)) > 0, by_release
     for app in apps.values():
-        for instance in (1, 2):
+        # The retire step took instance 2 away: stopped and disabled, its template kept for instance 1.
+        assert not app.service("orders-worker@2.service").is_running
+        assert not app.service("orders-worker@2.service").is_enabled
+        for instance in (1,):
             unit = f"orders-worker@{instance}.service"
-            assert app.service(unit).is_running
+            assert app.service(unit).is_running and app.service(unit).is_enabled
             assert f"release {releases[1]}" in app.check_output(f"systemctl show -p Description --value {unit}")
             assert app.check_output(f"systemctl show -p WorkingDirectory --value {unit}") == f"{BASE}/releases/{releases[1]}/src"
             # The worker itself is the main process (no shell in between that would swallow the stop signal).
@@ -124,18 +132,21 @@ def test_workers_moved_to_the_new_release(host: Any, apps: dict[str, Any], relea
 def test_workers_stopped_gracefully_on_the_switch(apps: dict[str, Any]) -> None:
     for name, app in apps.items():
         log = app.check_output("journalctl --no-pager -o cat -u orders-worker@1.service -u orders-worker@2.service")
-        # Converge started them, the expand release restarted them: each stop was the worker's own.
-        assert log.count("worker stopping on SIGTERM") >= 2, (name, log[-2000:])
+        # Converge started them; the expand release and the environment change restarted both, the
+        # retire step stopped one: each stop was the worker's own.
+        assert log.count("worker stopping on SIGTERM") >= 5, (name, log[-2000:])
         assert "SIGKILL" not in log and "Killing process" not in log, (name, log[-2000:])
 
 
 def test_timer_fired_in_the_serving_release(host: Any, apps: dict[str, Any], releases: list[str]) -> None:
     assert int(sql(host, f"SELECT count(*) FROM reports WHERE release = '{releases[1]}'")[0]) > 0
     for app in apps.values():
-        assert app.service("orders-report.timer").is_running
-        assert "orders-report.service" in app.check_output("systemctl list-timers orders-report.timer --no-legend --all")
-        result = app.check_output("systemctl show -p Result --value orders-report.service")
-        assert result == "success", result
+        runs = app.check_output("journalctl --no-pager -o cat -u orders-report.service")
+        assert "Finished orders-report.service" in runs and "Failed with result" not in runs, runs[-2000:]
+        # Removed from the inventory by the retire step: its units are gone and it fires no more.
+        for unit in ("orders-report.timer", "orders-report.service"):
+            assert not app.file(f"/etc/systemd/system/{unit}").exists
+        assert "orders-report" not in app.check_output("systemctl list-timers --all --no-legend")
 
 
 def test_processes_share_the_web_sandbox(apps: dict[str, Any]) -> None:
@@ -145,3 +156,30 @@ def test_processes_share_the_web_sandbox(apps: dict[str, Any]) -> None:
     score = re.compile(r"exposure level for \S+: (\d+\.\d+)")
     assert score.search(web) and score.search(worker), (web, worker)
     assert score.search(web).group(1) == score.search(worker).group(1), (web, worker)
+
+
+def test_a_second_deploy_meanwhile_fails_at_once_naming_the_first(apps: dict[str, Any]) -> None:
+    first = (EPHEMERAL / "lock_first.log").read_text()
+    second = (EPHEMERAL / "lock_second.log").read_text()
+    assert re.search(r"failed=0", first) and not re.search(r"failed=[1-9]", first), first[-3000:]
+    assert "orders is being deployed on this host by" in second, second[-3000:]
+    assert "(ansible-playbook started" in second and "fastapi_app_break_lock=true" in second
+    # It failed before changing anything: no task of it reported a change.
+    assert not re.search(r"changed=[1-9]", second), second[-3000:]
+    for app in apps.values():
+        assert not app.file("/run/lock/fastapi_app-orders.lock").exists, "a finished run left its lock"
+
+
+def test_a_killed_runs_lock_is_broken_only_on_request() -> None:
+    stale = (EPHEMERAL / "lock_stale.log").read_text()
+    broken = (EPHEMERAL / "lock_broken.log").read_text()
+    assert "orders is being deployed on this host by" in stale, stale[-3000:]
+    assert "broke the lock of" in broken and not re.search(r"failed=[1-9]", broken), broken[-3000:]
+
+
+def test_check_mode_names_the_release_commands_a_real_run_would_run(apps: dict[str, Any], releases: list[str]) -> None:
+    before = {name: current(app) for name, app in apps.items()}
+    result = run_playbook("deploy", "--check", f"--extra-vars=fastapi_app_source_path={EPHEMERAL}/orders_bad_migration")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"would run in release {releases[2]}: migrate" in result.stdout, result.stdout[-3000:]
+    assert {name: current(app) for name, app in apps.items()} == before
