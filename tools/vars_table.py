@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Render the role's variables table for README.md from meta/argument_specs.yml.
+"""Render the role's variables table for docs/variables.md from meta/argument_specs.yml.
 
-argument_specs.yml is the single source of the role's inputs; README.md carries this table
+argument_specs.yml is the single source of the role's inputs; docs/variables.md carries this table
 between two markers, and tests/unit/test_role_contract.py fails when they drift apart.
-Usage: tools/vars_table.py [--write]   (--write updates README.md in place)
+Usage: tools/vars_table.py [--write]   (--write updates docs/variables.md in place)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "roles" / "fastapi_app" / "meta" / "argument_specs.yml"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "variables.md"
 BEGIN = "<!-- BEGIN VARIABLES (tools/vars_table.py) -->"
 END = "<!-- END VARIABLES -->"
 
@@ -58,14 +58,14 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def render(readme: str) -> str:
-    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    return readme[:start] + "\n" + table() + "\n" + readme[end:]
+def render(page: str) -> str:
+    start, end = page.index(BEGIN) + len(BEGIN), page.index(END)
+    return page[:start] + "\n" + table() + "\n" + page[end:]
 
 
 def main(argv: list[str]) -> int:
     if argv[1:] == ["--write"]:
-        README.write_text(render(README.read_text()))
+        PAGE.write_text(render(PAGE.read_text()))
         return 0
     print(table())
     return 0

@@ -1,4 +1,4 @@
-"""The role's documented contract stays in one piece: specs, defaults and README agree."""
+"""The role's documented contract stays in one piece: specs, defaults and docs/variables.md agree."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_every_input_is_prefixed_typed_and_described():
         assert option.get("description"), name
 
 
-def test_readme_variables_table_is_current():
+def test_variables_page_is_current():
     vars_table = load_vars_table()
-    readme = (ROOT / "README.md").read_text()
-    assert vars_table.render(readme) == readme, "README variables table is stale: run tools/vars_table.py --write"
+    page = (ROOT / "docs" / "variables.md").read_text()
+    assert vars_table.render(page) == page, "docs/variables.md is stale: run tools/vars_table.py --write"
