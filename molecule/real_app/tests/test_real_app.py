@@ -47,13 +47,15 @@ def current(app: Any) -> str:
     return app.check_output(f"basename $(readlink {BASE}/current)")
 
 
-def test_three_releases_and_the_expand_release_serves_everywhere(apps: dict[str, Any], releases: list[str]) -> None:
+def test_three_releases_and_the_rollback_target_serves_everywhere(apps: dict[str, Any], releases: list[str]) -> None:
     assert [r.split("-")[0] for r in releases] == ["1.0.0", "1.1.0", "1.2.0"], releases
     for app in apps.values():
-        assert current(app) == releases[1]
+        # The last step rolled back from 1.1.0 to 1.0.0, which runs on 1.1.0's expanded schema.
+        assert current(app) == releases[0]
+        assert app.check_output(f"basename $(readlink {BASE}/previous)") == releases[1]
         assert app.file(f"{BASE}/releases/{releases[2]}/release.json").exists, "the bad release was built"
         version = json.loads(app.check_output("curl -sS --fail http://127.0.0.1/version"))
-        assert version["release"] == releases[1]
+        assert version["release"] == releases[0]
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
@@ -97,7 +99,7 @@ def test_no_failed_request_under_load(apps: dict[str, Any]) -> None:
             print(f"  {phase:<14}{figures['requests']:>8} requests {figures['failed']:>4} failed"
                   f" p99 {figures['p99_ms']} ms max {figures['max_ms']} ms")
         assert total["failed"] == 0, report["failures"]
-        for phase in ("steady", "expand", "bad_migration", "run", "lock", "env", "retire"):
+        for phase in ("steady", "expand", "bad_migration", "run", "lock", "env", "retire", "rollback"):
             assert report["phases"][phase]["requests"] > 0, (name, phase)
 
 
@@ -112,9 +114,13 @@ def test_every_acknowledged_order_has_one_job_processed_exactly_once(host: Any, 
     assert sql(host, "SELECT count(*) FROM orders o WHERE (SELECT count(*) FROM jobs j WHERE j.order_id = o.id) <> 1") == ["0"]
 
 
-def test_workers_moved_to_the_new_release(host: Any, apps: dict[str, Any], releases: list[str]) -> None:
+def test_workers_followed_each_switch(host: Any, apps: dict[str, Any], releases: list[str]) -> None:
     by_release = dict(row.split("|") for row in sql(host, "SELECT processed_by_release, count(*) FROM jobs GROUP BY 1"))
     assert int(by_release.get(releases[0], 0)) > 0 and int(by_release.get(releases[1], 0)) > 0, by_release
+    # Jobs enqueued by 1.1.0 and processed after the rollback, by 1.0.0's worker.
+    late = sql(host, f"SELECT count(*) FROM jobs j JOIN orders o ON o.id = j.order_id "
+                     f"WHERE o.release = '{releases[1]}' AND j.processed_by_release = '{releases[0]}'")
+    print(f"\njobs of 1.1.0 orders processed by 1.0.0 after the rollback: {late[0]}")
     for app in apps.values():
         # The retire step took instance 2 away: stopped and disabled, its template kept for instance 1.
         assert not app.service("orders-worker@2.service").is_running
@@ -122,8 +128,8 @@ def test_workers_moved_to_the_new_release(host: Any, apps: dict[str, Any], relea
         for instance in (1,):
             unit = f"orders-worker@{instance}.service"
             assert app.service(unit).is_running and app.service(unit).is_enabled
-            assert f"release {releases[1]}" in app.check_output(f"systemctl show -p Description --value {unit}")
-            assert app.check_output(f"systemctl show -p WorkingDirectory --value {unit}") == f"{BASE}/releases/{releases[1]}/src"
+            assert f"release {releases[0]}" in app.check_output(f"systemctl show -p Description --value {unit}")
+            assert app.check_output(f"systemctl show -p WorkingDirectory --value {unit}") == f"{BASE}/releases/{releases[0]}/src"
             # The worker itself is the main process (no shell in between that would swallow the stop signal).
             pid = app.check_output(f"systemctl show -p MainPID --value {unit}")
             assert app.check_output(f"ps -o args= -p {pid}") == "python -m orders_app.worker"
@@ -133,8 +139,8 @@ def test_workers_stopped_gracefully_on_the_switch(apps: dict[str, Any]) -> None:
     for name, app in apps.items():
         log = app.check_output("journalctl --no-pager -o cat -u orders-worker@1.service -u orders-worker@2.service")
         # Converge started them; the expand release and the environment change restarted both, the
-        # retire step stopped one: each stop was the worker's own.
-        assert log.count("worker stopping on SIGTERM") >= 5, (name, log[-2000:])
+        # retire step stopped one, the rollback restarted the other: each stop was the worker's own.
+        assert log.count("worker stopping on SIGTERM") >= 6, (name, log[-2000:])
         assert "SIGKILL" not in log and "Killing process" not in log, (name, log[-2000:])
 
 
@@ -183,3 +189,16 @@ def test_check_mode_names_the_release_commands_a_real_run_would_run(apps: dict[s
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"would run in release {releases[2]}: migrate" in result.stdout, result.stdout[-3000:]
     assert {name: current(app) for name, app in apps.items()} == before
+
+
+def test_state_absent_removes_the_app_with_its_processes_and_timers(apps: dict[str, Any]) -> None:
+    """Last, as it removes the app from the second host: what verify checked above is gone there,
+    and the first host still serves."""
+    gone, kept = apps[APP_HOSTS[1]], apps[APP_HOSTS[0]]
+    gone.check_output("systemctl is-enabled orders-worker@1.service")
+    result = run_playbook("deploy", f"--limit={APP_HOSTS[1]}", "--extra-vars=fastapi_app_state=absent")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert gone.check_output("ls /etc/systemd/system | grep '^orders' || true") == ""
+    assert gone.check_output("systemctl list-units --all --no-legend 'orders*' || true") == ""
+    assert not gone.file(BASE).exists and not gone.file("/etc/orders").exists
+    assert json.loads(kept.check_output("curl -sS --fail http://127.0.0.1/version"))["release"]
