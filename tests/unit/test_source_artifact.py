@@ -442,6 +442,8 @@ def test_package_version_and_hash(tmp_path: Path, name: str, version: str) -> No
         "strip_components": 0,
         # An sdist's metadata may be computed by its build: not known before the build.
         "dependencies": [] if name.endswith(".whl") else None,
+        "requires_python": "",
+        "lock": None,
     }
 
 
@@ -482,7 +484,7 @@ def test_main_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     out, err = capsys.readouterr()
     assert err == ""
     result = json.loads(out)
-    assert set(result) == {"sha256", "version", "artifact", "strip_components", "dependencies"}
+    assert set(result) == {"sha256", "version", "artifact", "strip_components", "dependencies", "requires_python", "lock"}
     assert result == pack(source, tmp_path / "cache")
 
 
@@ -535,3 +537,73 @@ def test_script_success(tmp_path: Path) -> None:
     )
     assert proc.stderr == ""
     assert json.loads(proc.stdout)["version"] == "1.4.2"
+
+
+# --- lockfiles and requires-python ---------------------------------------------------------------
+
+HASHED = "fastapi==0.115.0 \\\n    --hash=sha256:" + "a" * 64 + "\n"
+
+
+def lock_tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_uv_lock_is_detected_and_hashed(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"pyproject.toml": '[project]\nname = "a"\nrequires-python = ">=3.12"\n', "uv.lock": "version = 1\n"})
+    result = sa.describe("dir", source, tmp_path / "cache")
+    assert result["lock"] == {"kind": "uv", "path": "uv.lock", "sha256": hashlib.sha256(b"version = 1\n").hexdigest()}
+    assert result["requires_python"] == ">=3.12"
+
+
+def test_workspace_member_reads_its_own_pyproject_and_the_root_lock(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {
+        "pyproject.toml": '[tool.uv.workspace]\nmembers = ["packages/*"]\n',
+        "uv.lock": "version = 1\n",
+        "packages/api/pyproject.toml": '[project]\nname = "api"\nversion = "2.0"\nrequires-python = ">=3.11"\n',
+    })
+    result = sa.describe("dir", source, tmp_path / "cache", project_dir="packages/api")
+    assert (result["version"], result["requires_python"], result["lock"]["path"]) == ("2.0", ">=3.11", "uv.lock")
+
+
+def test_a_missing_member_names_the_variable(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"uv.lock": ""})
+    with pytest.raises(ValueError, match="^fastapi_app_project_dir: packages/nope"):
+        sa.describe("dir", source, tmp_path / "cache", project_dir="packages/nope")
+
+
+def test_pylock_is_found_in_the_member(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"app/pyproject.toml": '[project]\nname = "a"\n', "app/pylock.toml": "lock-version = '1.0'\n"})
+    assert sa.describe("dir", source, tmp_path / "cache", project_dir="app")["lock"]["kind"] == "pylock"
+
+
+def test_named_requirements_need_hashes(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"requirements.txt": HASHED + "httpx==0.28.1\n"})
+    with pytest.raises(ValueError, match="^fastapi_app_lockfile: requirements.txt has requirements without --hash \\(httpx==0.28.1\\)"):
+        sa.describe("dir", source, tmp_path / "cache", lockfile="requirements.txt")
+
+
+def test_named_requirements_with_hashes_are_a_lock(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"requirements.txt": "# pinned\n" + HASHED})
+    assert sa.describe("dir", source, tmp_path / "cache", lockfile="requirements.txt")["lock"]["kind"] == "requirements"
+
+
+def test_a_named_lock_that_is_missing_names_the_variable(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"pyproject.toml": '[project]\nname = "a"\n'})
+    with pytest.raises(ValueError, match="^fastapi_app_lockfile: uv.lock is not in the source"):
+        sa.describe("dir", source, tmp_path / "cache", lockfile="uv.lock")
+
+
+def test_none_turns_a_present_lock_off(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"uv.lock": "version = 1\n"})
+    assert sa.describe("dir", source, tmp_path / "cache", lockfile="none")["lock"] is None
+
+
+def test_an_archive_lock_is_read_from_the_archive(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"proj/uv.lock": "version = 1\n", "proj/pyproject.toml": '[project]\nname = "a"\n'})
+    archive = tmp_path / "app.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / "proj", arcname="proj")
+    assert sa.describe("archive", archive, tmp_path / "cache")["lock"]["path"] == "uv.lock"

@@ -23,6 +23,7 @@ import sys
 import tarfile
 import tomllib
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 # Build leftovers and VCS data never belong in a release and would make the hash unstable.
@@ -85,16 +86,6 @@ def tar_directory(root: Path) -> bytes:
     return buffer.getvalue()
 
 
-def pyproject_version(root: Path) -> str:
-    pyproject = root / "pyproject.toml"
-    if not pyproject.is_file():
-        return ""
-    with pyproject.open("rb") as handle:
-        data = tomllib.load(handle)
-    version = data.get("project", {}).get("version", "")
-    return version if isinstance(version, str) else ""
-
-
 def pyproject_dependencies(data: bytes | None) -> list[str] | None:
     """[project] dependencies of a pyproject.toml, or None when they are not static or not there."""
     if data is None:
@@ -108,15 +99,67 @@ def pyproject_dependencies(data: bytes | None) -> list[str] | None:
     return sorted(dependencies)
 
 
-def archive_pyproject(path: Path, strip_components: int) -> bytes | None:
-    """pyproject.toml at the top of a tar archive (after strip_components), if any."""
+def archive_file(path: Path, strip_components: int, name: str) -> bytes | None:
+    """The file at relative path name in a tar archive (after strip_components), if any."""
+    wanted = [part for part in name.split("/") if part not in ("", ".")]
     with tarfile.open(path) as tar:
         for member in tar.getmembers():
             parts = member.name.removeprefix("./").split("/")
-            if parts[strip_components:] == ["pyproject.toml"] and member.isfile():
+            if parts[strip_components:] == wanted and member.isfile():
                 handle = tar.extractfile(member)
                 return handle.read() if handle else None
     return None
+
+
+def pyproject_requires_python(data: bytes | None) -> str:
+    """[project] requires-python of a pyproject.toml, or an empty string."""
+    if data is None:
+        return ""
+    value = tomllib.loads(data.decode()).get("project", {}).get("requires-python", "")
+    return value if isinstance(value, str) else ""
+
+
+def lock_kind(name: str) -> str:
+    """uv, pylock or requirements, from the lockfile's name."""
+    base = name.rsplit("/", 1)[-1]
+    if base == "uv.lock":
+        return "uv"
+    if re.fullmatch(r"pylock(\.[^.]+)?\.toml", base):
+        return "pylock"
+    return "requirements"
+
+
+def find_lock(read: Callable[[str], bytes | None], lockfile: str, project_dir: str) -> dict[str, str] | None:
+    """The lockfile the release installs: the one named, or uv.lock / pylock.toml found in the source.
+
+    A uv workspace keeps its uv.lock at the root and the app in a member directory (project_dir).
+    A requirements file counts as a lock only with a --hash on every requirement.
+    """
+    if lockfile == "none":
+        return None
+    project = f"{project_dir.strip('/')}/" if project_dir.strip("/.") else ""
+    candidates = [lockfile] if lockfile else ["uv.lock", f"{project}pylock.toml", "pylock.toml"]
+    for name in dict.fromkeys(candidates):
+        data = read(name)
+        if data is None:
+            continue
+        kind = lock_kind(name)
+        if kind == "requirements":
+            unhashed = requirements_without_hashes(data.decode())
+            if unhashed:
+                raise ValueError(f"fastapi_app_lockfile: {name} has requirements without --hash ({', '.join(unhashed[:3])}); "
+                                 "generate it with hashes (uv pip compile --generate-hashes, pip-compile --generate-hashes)")
+        return {"kind": kind, "path": name, "sha256": hashlib.sha256(data).hexdigest()}
+    if lockfile:
+        raise ValueError(f"fastapi_app_lockfile: {lockfile} is not in the source; give a path relative to fastapi_app_source_path, or '' to detect uv.lock and pylock.toml")
+    return None
+
+
+def requirements_without_hashes(text: str) -> list[str]:
+    """Requirements of a pip requirements file that carry no --hash."""
+    joined = re.sub(r"\\\n", " ", text)
+    lines = [re.sub(r"(^|\s)#.*$", "", line).strip() for line in joined.splitlines()]
+    return [line.split()[0] for line in lines if line and not line.startswith("-") and "--hash=" not in line]
 
 
 def wheel_dependencies(path: Path) -> list[str] | None:
@@ -153,7 +196,20 @@ def tar_strip_components(path: Path) -> int:
     return 0 if lone_file else 1
 
 
-def describe(kind: str, source: Path, cache_dir: Path) -> dict[str, object]:
+def project_facts(read: Callable[[str], bytes | None], lockfile: str, project_dir: str) -> dict[str, object]:
+    """What the app's project says about its build: version, static dependencies, Python, lock."""
+    project = f"{project_dir.strip('/')}/" if project_dir.strip("/.") else ""
+    pyproject = read(f"{project}pyproject.toml")
+    if project and pyproject is None:
+        raise ValueError(f"fastapi_app_project_dir: {project_dir} has no pyproject.toml in the source")
+    version = tomllib.loads(pyproject.decode()).get("project", {}).get("version", "") if pyproject else ""
+    return {"version": version if isinstance(version, str) else "",
+            "dependencies": pyproject_dependencies(pyproject),
+            "requires_python": pyproject_requires_python(pyproject),
+            "lock": find_lock(read, lockfile, project_dir)}
+
+
+def describe(kind: str, source: Path, cache_dir: Path, lockfile: str = "", project_dir: str = "") -> dict[str, object]:
     if kind == "dir":
         if not source.is_dir():
             raise ValueError(f"fastapi_app_source_path: {source} is not a directory on the controller")
@@ -166,23 +222,25 @@ def describe(kind: str, source: Path, cache_dir: Path) -> dict[str, object]:
             with partial.open("wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
                 gz.write(raw)
             partial.replace(artifact)
-        pyproject = source / "pyproject.toml"
-        return {"sha256": sha, "version": pyproject_version(source), "artifact": str(artifact),
-                "strip_components": 0,
-                "dependencies": pyproject_dependencies(pyproject.read_bytes() if pyproject.is_file() else None)}
+
+        def read(name: str) -> bytes | None:
+            path = source / name
+            return path.read_bytes() if path.is_file() else None
+
+        return {"sha256": sha, "artifact": str(artifact), "strip_components": 0, **project_facts(read, lockfile, project_dir)}
     if not source.is_file():
         raise ValueError(f"fastapi_app_source_path: {source} is not a file on the controller")
     if kind == "archive":
         if not source.name.endswith(TAR_SUFFIXES):
             raise ValueError(f"fastapi_app_source_path: {source.name} is not a tar archive ({', '.join(TAR_SUFFIXES)})")
         strip = tar_strip_components(source)
-        return {"sha256": sha256_file(source), "version": "", "artifact": str(source),
-                "strip_components": strip, "dependencies": pyproject_dependencies(archive_pyproject(source, strip))}
+        facts = project_facts(lambda name: archive_file(source, strip, name), lockfile, project_dir)
+        return {"sha256": sha256_file(source), "artifact": str(source), "strip_components": strip, **facts, "version": ""}
     if kind == "package":
         if not source.name.endswith(PACKAGE_SUFFIXES):
             raise ValueError(f"fastapi_app_source_path: {source.name} is not a wheel or sdist ({', '.join(PACKAGE_SUFFIXES)})")
-        return {"sha256": sha256_file(source), "version": package_version(source.name),
-                "artifact": str(source), "strip_components": 0, "dependencies": wheel_dependencies(source)}
+        return {"sha256": sha256_file(source), "version": package_version(source.name), "artifact": str(source),
+                "strip_components": 0, "dependencies": wheel_dependencies(source), "requires_python": "", "lock": None}
     raise ValueError(f"fastapi_app_source_kind: {kind} has no controller-side artifact")
 
 
@@ -191,9 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=["dir", "archive", "package"])
     parser.add_argument("source", type=Path)
     parser.add_argument("cache_dir", type=Path)
+    parser.add_argument("--lockfile", default="", help="lockfile relative to the source; '' detects, 'none' turns locks off")
+    parser.add_argument("--project-dir", default="", help="the app's project directory relative to the source (uv workspace member)")
     args = parser.parse_args(argv)
     try:
-        result = describe(args.kind, args.source.expanduser().resolve(), args.cache_dir)
+        result = describe(args.kind, args.source.expanduser().resolve(), args.cache_dir, args.lockfile, args.project_dir)
     except (OSError, tarfile.TarError, zipfile.BadZipFile, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         # Errors from reading the source do not say which setting they are about.
         print(f"fastapi_app_source_path: cannot package {args.source}: {error}", file=sys.stderr)

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Turn an app's lockfile into the exact set of wheels a release installs: its wheelhouse.
+
+Runs once per release on the build host (the first host of the run, or fastapi_app_build_host),
+with the Python the app hosts run. Every host then installs from these files, offline, so a
+release id means the same bytes on every host of a fleet. The locked set comes from
+  uv.lock       `uv export --locked` (fails with uv's own message when the lock is stale),
+  pylock.toml   PEP 751, read here,
+  requirements  a pip requirements file in which every requirement carries --hash.
+The role's serving stack comes from the lock where the lock has it; what the lock lacks is
+resolved against the locked versions as constraints, so no locked version ever changes.
+Prints one JSON object: python, machine, locked, added, from_lock, wheels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+COMMENT = re.compile(r"(^|\s)#.*$")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+
+
+class BuildError(Exception):
+    """A failure whose message says what to change."""
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name: the form in which two spellings of a project compare equal."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(requirement: str) -> str:
+    match = NAME.match(requirement)
+    if not match:
+        raise BuildError(f"not a requirement: {requirement!r}")
+    return normalize(match.group(1))
+
+
+@dataclass
+class LockedSet:
+    """Requirement entries (continuation lines joined) and the local projects the lock names."""
+
+    entries: list[str] = field(default_factory=list)
+    local: list[str] = field(default_factory=list)
+
+    def names(self) -> dict[str, str]:
+        """Normalized name -> locked version."""
+        pins = {}
+        for entry in self.entries:
+            match = PIN.match(entry)
+            if match:
+                pins[normalize(match.group(1))] = match.group(2)
+        return pins
+
+    def constraints(self) -> str:
+        """The pins without hashes: constraints for resolving what the lock lacks."""
+        return "".join(entry.split(" --hash")[0].rstrip(" \\") + "\n" for entry in self.entries)
+
+
+def parse_requirements(text: str, require_hashes: bool) -> LockedSet:
+    """A requirements file in the form `uv export` and `pip-compile --generate-hashes` write."""
+    locked = LockedSet()
+    logical: list[str] = []
+    current: list[str] = []
+    for raw in text.splitlines():
+        line = COMMENT.sub("", raw).strip()
+        continued = line.endswith("\\")
+        line = line.removesuffix("\\").strip()
+        if line:
+            current.append(line)
+        if not continued and current:
+            logical.append(" ".join(current))
+            current = []
+    if current:
+        logical.append(" ".join(current))
+    for entry in logical:
+        if entry.startswith(("-e ", "--editable ")):
+            locked.local.append(entry.split(None, 1)[1])
+        elif entry.startswith((".", "/", "file:")):
+            locked.local.append(entry.split(" ;")[0].split(" --hash")[0])
+        elif entry.startswith("-"):
+            raise BuildError(f"unsupported option line in the lock: {entry!r}")
+        else:
+            if not PIN.match(entry):
+                raise BuildError(f"the lock does not pin an exact version: {entry!r}")
+            if require_hashes and "--hash=" not in entry:
+                raise BuildError(f"the lock has no --hash for {entry!r}: lock it with hashes (pip-compile --generate-hashes, uv pip compile --generate-hashes)")
+            locked.entries.append(entry)
+    return locked
+
+
+def parse_pylock(text: str) -> LockedSet:
+    """PEP 751: every package with a version and hashes becomes a pin; directories are local projects."""
+    data = tomllib.loads(text)
+    locked = LockedSet()
+    for package in data.get("packages", []):
+        name = package["name"]
+        marker = f" ; {package['marker']}" if package.get("marker") else ""
+        if "directory" in package:
+            locked.local.append(package["directory"]["path"])
+            continue
+        hashes = [archive["hashes"]["sha256"] for archive in package.get("wheels", []) if "sha256" in archive.get("hashes", {})]
+        sdist = package.get("sdist", {})
+        if "sha256" in sdist.get("hashes", {}):
+            hashes.append(sdist["hashes"]["sha256"])
+        if "version" not in package or not hashes:
+            raise BuildError(f"pylock.toml: package {name} has no version or no sha256 hashes of wheels or sdist")
+        locked.entries.append(f"{name}=={package['version']}{marker} " + " ".join(f"--hash=sha256:{h}" for h in hashes))
+    return locked
+
+
+def serving_plan(locked: LockedSet, runtime: list[str]) -> tuple[list[str], list[str]]:
+    """(the runtime packages the lock already has, the ones to add)."""
+    names = locked.names()
+    from_lock = [f"{requirement_name(r)}=={names[requirement_name(r)]}" for r in runtime if requirement_name(r) in names]
+    add = [r for r in runtime if requirement_name(r) not in names]
+    return from_lock, add
+
+
+def wheel_pin(path: Path) -> tuple[str, str]:
+    """(normalized name, version) from a wheel file name (name-version-...-tags.whl)."""
+    parts = path.name[: -len(".whl")].split("-")
+    if len(parts) < 5:
+        raise BuildError(f"not a wheel file name: {path.name}")
+    return normalize(parts[0]), parts[1]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def install_lines(wheels: list[Path]) -> str:
+    """One pin with the wheel's own hash per wheel: hosts install these files and no others."""
+    lines = []
+    for wheel in sorted(wheels, key=lambda w: wheel_pin(w)):
+        name, version = wheel_pin(wheel)
+        lines.append(f"{name}=={version} --hash=sha256:{sha256(wheel)}\n")
+    return "".join(lines)
+
+
+def run(argv: list[str], cwd: Path | None = None, what: str = "") -> str:
+    # uv trusts the host's certificate store, as apt and Debian's pip do (a company proxy's CA
+    # installed on the host then works), and never fetches an interpreter of its own.
+    env = {**os.environ, "UV_SYSTEM_CERTS": "1", "UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"{what or argv[0]} failed (exit {result.returncode}): {' '.join(argv)}\n{result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout
+
+
+def locked_set(args: argparse.Namespace) -> LockedSet:
+    lock = args.src / args.lock
+    if args.kind == "uv":
+        project = tomllib.loads((args.src / args.project_dir / "pyproject.toml").read_text())
+        package = ["--package", project["project"]["name"]] if args.project_dir not in ("", ".") else []
+        text = run([str(args.uv), "export", "--locked", "--no-dev", "--no-editable", "--format", "requirements.txt",
+                    "--no-header", "--no-annotate", "--python", str(args.python), *package],
+                   cwd=lock.parent, what="uv export (fastapi_app_lockfile " + args.lock + ")")
+        return parse_requirements(text, require_hashes=True)
+    if args.kind == "pylock":
+        return parse_pylock(lock.read_text())
+    return parse_requirements(lock.read_text(), require_hashes=True)
+
+
+def build(args: argparse.Namespace) -> dict[str, object]:
+    out: Path = args.out
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "wheels").mkdir(parents=True)
+    locked = locked_set(args)
+    from_lock, add = serving_plan(locked, args.runtime)
+    added: list[str] = []
+    wanted = locked.entries[:]
+    if add:
+        (out / "serving.in").write_text("".join(f"{r}\n" for r in add))
+        (out / "locked-constraints.txt").write_text(locked.constraints())
+        compiled = run([str(args.uv), "pip", "compile", str(out / "serving.in"), "--constraint", str(out / "locked-constraints.txt"),
+                        "--generate-hashes", "--no-header", "--no-annotate", "--python", str(args.python), "--cache-dir", str(args.cache / "uv")],
+                       what="adding the serving stack (fastapi_app_runtime_packages) to the locked versions")
+        extra = parse_requirements(compiled, require_hashes=True)
+        locked_names = locked.names()
+        for entry in extra.entries:
+            if requirement_name(entry) not in locked_names:
+                wanted.append(entry)
+                added.append(entry.split(" ")[0])
+    (out / "wanted.txt").write_text("".join(f"{entry}\n" for entry in wanted))
+    run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--cache-dir", str(args.cache / "pip"),
+         "--wheel-dir", str(out / "wheels"), "--requirement", str(out / "wanted.txt")], what="pip wheel (downloading the locked set)")
+    projects = [args.project_dir or "."] + [p for p in locked.local if p.removeprefix("./").rstrip("/") not in ("", ".", args.project_dir)]
+    for project in dict.fromkeys(projects):
+        run([str(args.uv), "build", "--wheel", "--out-dir", str(out / "wheels"), "--python", str(args.python),
+             "--cache-dir", str(args.cache / "uv"), str(args.src / project)], what=f"uv build of {project}")
+    wheels = sorted((out / "wheels").glob("*.whl"))
+    (out / "install.txt").write_text(install_lines(wheels))
+    run([str(args.pip), "download", "--no-input", "--no-deps", "--only-binary", ":all:", "--cache-dir", str(args.cache / "pip"),
+         "--dest", str(out / "tools"), args.uv_spec], what="pip download " + args.uv_spec)
+    version = run([str(args.python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
+    manifest = {"python": version, "machine": platform.machine(), "lock": args.lock, "locked": len(locked.entries),
+                "added": added, "from_lock": from_lock, "wheels": {w.name: sha256(w) for w in wheels}}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=["uv", "pylock", "requirements"], required=True)
+    parser.add_argument("--src", type=Path, required=True, help="the unpacked source (workspace root for a uv workspace)")
+    parser.add_argument("--lock", required=True, help="the lockfile, relative to --src")
+    parser.add_argument("--project-dir", default="", help="the app's project, relative to --src")
+    parser.add_argument("--runtime", action="append", default=[], help="a serving-stack requirement")
+    parser.add_argument("--python", type=Path, required=True)
+    parser.add_argument("--uv", type=Path, required=True)
+    parser.add_argument("--uv-spec", required=True)
+    parser.add_argument("--pip", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        manifest = build(args)
+    except (BuildError, OSError, KeyError, tomllib.TOMLDecodeError) as error:
+        print(f"fastapi_app_lockfile: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(manifest, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
