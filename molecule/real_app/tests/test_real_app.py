@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,48 @@ def test_check_mode_names_the_release_commands_a_real_run_would_run(apps: dict[s
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"would run in release {releases[2]}: migrate" in result.stdout, result.stdout[-3000:]
     assert {name: current(app) for name, app in apps.items()} == before
+
+
+LOCK = Path(__file__).resolve().parents[3] / "examples" / "orders_app" / "uv.lock"
+# What gunicorn==27.0.1, uvicorn-worker==0.4.0 and uvicorn[standard]==0.54.0 bring that the app's
+# lock lacks (h11 is in the lock, through httpx of the dev group, and keeps its locked version).
+SERVING_ADDITIONS = {"gunicorn", "uvicorn", "uvicorn-worker", "uvloop", "httptools", "watchfiles", "websockets",
+                     "python-dotenv", "pyyaml", "click"}
+DISTRIBUTIONS = ("import importlib.metadata as m, json, re; print(json.dumps(sorted("
+                 "[re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(), d.version] for d in m.distributions())))")
+
+
+def installed(app: Any) -> dict[str, str]:
+    return dict(json.loads(app.check_output(f"{BASE}/current/venv/bin/python -c {json.dumps(DISTRIBUTIONS)}")))
+
+
+def test_every_host_runs_exactly_the_locked_versions(apps: dict[str, Any]) -> None:
+    locked = {p["name"]: p["version"] for p in tomllib.loads(LOCK.read_text())["package"]}
+    found = {name: installed(app) for name, app in apps.items()}
+    first = found[APP_HOSTS[0]]
+    assert len(first) > 20, first
+    assert all(dists == first for dists in found.values()), found
+    assert {name: version for name, version in first.items() if name in locked} == {
+        name: locked[name] for name in first if name in locked}
+    assert set(first) - set(locked) == SERVING_ADDITIONS
+    assert first["fastapi"] == locked["fastapi"] and first["orders-app"] == locked["orders-app"] == "1.0.0"
+    assert not {"pytest", "httpx"} & set(first), "the dev group is left out"
+
+
+def test_the_wheels_were_built_once_and_shipped(apps: dict[str, Any]) -> None:
+    manifests = {name: app.check_output(f"cat {BASE}/current/manifest.json") for name, app in apps.items()}
+    assert len(set(manifests.values())) == 1, manifests
+    assert len(json.loads(manifests[APP_HOSTS[0]])["wheels"]) > 20
+    # pip and uv downloaded on the build host (the first app host) and nowhere else.
+    assert apps[APP_HOSTS[0]].file("/var/cache/fastapi_app/cache/pip").is_directory
+    assert not apps[APP_HOSTS[1]].file("/var/cache/fastapi_app/cache").exists
+
+
+def test_the_second_app_host_has_no_route_to_a_package_index(apps: dict[str, Any]) -> None:
+    probe = "/usr/local/lib/fastapi_app/uv-0.13.9/bin/pip download --no-cache-dir --no-deps --timeout 5 --retries 0 -d /tmp/probe idna"
+    assert apps[APP_HOSTS[0]].run(probe).rc == 0, "the probe works where there is a route"
+    offline = apps[APP_HOSTS[1]].run(probe)
+    assert offline.rc != 0, offline.stdout
 
 
 def test_state_absent_removes_the_app_with_its_processes_and_timers(apps: dict[str, Any]) -> None:
