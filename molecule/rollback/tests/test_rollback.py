@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,38 @@ def test_rollback_returns_to_the_release_before(steps: dict[str, dict[str, Any]]
     assert steps["good"]["version"]["release"] != steps["steady"]["version"]["release"]
     assert steps["rollback"]["version"]["release"] == steps["steady"]["version"]["release"]
     assert steps["rollback"]["main_pid"] != steps["good"]["main_pid"]
+
+
+FILES = Path(__file__).resolve().parents[3] / "examples" / "locks" / "hello_app"
+DISTRIBUTIONS = ("import importlib.metadata as m, json, re; print(json.dumps(sorted("
+                 "[re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(), d.version] for d in m.distributions())))")
+
+
+def installed(host: Any, release: str) -> dict[str, str]:
+    python = f"/opt/hello/releases/{release}/venv/bin/python"
+    return dict(json.loads(host.check_output(f"{python} -c {json.dumps(DISTRIBUTIONS)}")))
+
+
+def requirements_pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([a-z0-9-]+)==(\S+)", text, re.MULTILINE))
+
+
+@pytest.mark.parametrize(("step", "kind", "locked"), [
+    ("good", "pylock", lambda: {p["name"]: p["version"] for p in tomllib.loads((FILES / "pylock.toml").read_text())["packages"] if "version" in p}),
+    ("broken_health", "requirements", lambda: requirements_pins((FILES / "requirements.lock").read_text())),
+])
+def test_each_lock_kind_installs_exactly_its_versions(host: Any, steps, step: str, kind: str, locked) -> None:
+    release = steps["good"]["version"]["release"] if step == "good" else failed_deploy(step)[1]
+    record = json.loads(host.file(f"/opt/hello/releases/{release}/release.json").content_string)
+    assert record["lock"]["kind"] == kind and record["installer"] == "uv"
+    pins = locked()
+    found = installed(host, release)
+    assert len(pins) >= 10
+    assert {name: found.get(name) for name in pins} == pins
+    assert {"gunicorn", "uvicorn-worker", "hello-app"} <= set(found)
+
+
+def test_an_app_without_a_lock_still_installs_with_pip(host: Any, steps) -> None:
+    release = steps["steady"]["version"]["release"]
+    record = json.loads(host.file(f"/opt/hello/releases/{release}/release.json").content_string)
+    assert not record["lock"] and record["installer"] == "pip"
