@@ -157,3 +157,34 @@ def test_maintenance_page_is_root_owned_and_readable(host: Any) -> None:
     page = host.file("/var/www/fastapi_app/hello/maintenance.html")
     assert page.user == "root" and page.group == "root" and page.mode == 0o644
     assert PAGE in page.content_string
+
+
+@pytest.fixture(scope="module")
+def metrics(host: Any) -> dict[str, Any]:
+    return json.loads(host.file("/var/tmp/metrics.json").content_string)
+
+
+def counted_total(text: str) -> float:
+    lines = [line for line in text.splitlines() if line.startswith("hello_app_counted_requests_total ")]
+    assert len(lines) == 1, text
+    return float(lines[0].split()[-1])
+
+
+def test_metrics_add_up_across_workers_and_a_reload(metrics: dict[str, Any]) -> None:
+    before, after = metrics["before"], metrics["after"]
+    assert before["requests"] == after["requests"] == 300
+    # Spread over the workers, and the reload replaced them: new workers counted too.
+    assert len(before["pids"]) >= 2, before
+    assert set(after["pids"]) - set(before["pids"]), (before, after)
+    print(f"\nmetrics: {before['pids']} before the reload, {after['pids']} after")
+    assert counted_total(metrics["metrics"]) == before["requests"] + after["requests"]
+
+
+def test_metrics_files_are_in_the_masters_runtime_directory(host: Any) -> None:
+    files = host.check_output("ls /run/hello/prometheus").split()
+    assert any(name.startswith("counter_") for name in files), files
+
+
+def test_nginx_status_answers_on_loopback_only(metrics: dict[str, Any]) -> None:
+    assert metrics["nginx_status"].startswith("Active connections:"), metrics["nginx_status"]
+    assert metrics["status_outside_rc"] != 0 and "Failed to connect" in metrics["status_outside"], metrics
