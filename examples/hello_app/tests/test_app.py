@@ -137,3 +137,34 @@ def test_websocket_echo(client: TestClient) -> None:
         assert ws.receive_text() == "echo: hi"
         ws.send_text("again")
         assert ws.receive_text() == "echo: again"
+
+
+def counted_total(text: str) -> float:
+    lines = [line for line in text.splitlines() if line.startswith("hello_app_counted_requests_total")]
+    assert len(lines) == 1, text
+    return float(lines[0].split()[-1])
+
+
+def test_metrics_count_the_counted_requests(client: TestClient) -> None:
+    before = counted_total(client.get("/metrics").text)
+    for _ in range(3):
+        assert client.get("/counted").json() == {"pid": os.getpid()}
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert counted_total(r.text) == before + 3
+
+
+def test_metrics_add_up_every_process_in_multiprocess_mode(tmp_path: Path) -> None:
+    # What gunicorn's workers do under fastapi_app_metrics: each process writes its own file.
+    code = (
+        "from fastapi.testclient import TestClient\n"
+        "from hello_app.main import app\n"
+        "c = TestClient(app)\n"
+        "[c.get('/counted') for _ in range({n})]\n"
+        "print(c.get('/metrics').text)\n"
+    )
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    outputs = [subprocess.run([sys.executable, "-c", code.format(n=n)], env=env, capture_output=True, text=True, check=True).stdout
+               for n in (2, 5)]
+    assert counted_total(outputs[0]) == 2
+    assert counted_total(outputs[1]) == 7

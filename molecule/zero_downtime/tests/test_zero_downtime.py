@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-STEPS = ["steady", "config", "env", "code", "deps", "unit", "nginx", "rollback"]
+STEPS = ["steady", "config", "env", "code", "deps", "unit", "nginx", "maintenance", "maintenance_allowed", "maintenance_off", "rollback"]
 # What each change must replace: the release served, the main master, its workers.
 NEW_RELEASE = {"code", "deps", "rollback"}
 NEW_MASTER = {"env", "code", "deps", "unit", "rollback"}
@@ -112,3 +112,79 @@ def test_a_dependency_change_builds_its_own_virtualenv(host: Any, steps: dict[st
     assert record["venv_key"] != release_record(host, code)["venv_key"]
     assert "six==1.17.0" in frozen(host, deps).splitlines()
     assert "six==1.17.0" not in frozen(host, code).splitlines()
+
+
+PAGE = "Down for maintenance"
+
+
+@pytest.fixture(scope="module")
+def probes(host: Any) -> dict[str, dict[str, Any]]:
+    """What a client outside loopback got in each maintenance step: step -> method -> answer."""
+    lines = host.file("/var/tmp/maintenance.jsonl").content_string.splitlines()
+    recorded = [json.loads(line) for line in lines]
+    assert [r["step"] for r in recorded] == ["maintenance", "maintenance_allowed", "maintenance_off"]
+    for r in recorded:
+        assert not r["address"].startswith("127."), r["address"]
+    return {r["step"]: {a["method"]: a for a in r["answers"]} for r in recorded}
+
+
+def test_maintenance_answers_503_with_retry_after_and_the_page_outside_the_allow_list(probes: dict[str, dict[str, Any]]) -> None:
+    for method in ("GET", "POST"):
+        answer = probes["maintenance"][method]
+        assert answer["status"] == 503, answer
+        assert answer["retry_after"] == "120", answer
+        assert PAGE in answer["content"], answer
+        # The security headers are repeated on the maintenance answer, not lost to its own add_header.
+        assert answer["content_type_options"] == "nosniff", answer
+
+
+@pytest.mark.parametrize("step", ["maintenance_allowed", "maintenance_off"])
+def test_allowed_clients_and_everyone_after_maintenance_reach_the_app(probes: dict[str, dict[str, Any]], step: str) -> None:
+    get, post = probes[step]["GET"], probes[step]["POST"]
+    assert get["status"] == 200 and json.loads(get["content"])["message"] == "Hello from FastAPI", get
+    assert post["status"] == 201, post
+    for answer in (get, post):
+        assert answer["retry_after"] is None and PAGE not in answer["content"], answer
+
+
+def test_only_allowed_probes_reached_the_app(host: Any) -> None:
+    recorded = set(host.file("/var/lib/hello/items.log").content_string.split())
+    assert "maintenance-probe-maintenance" not in recorded
+    assert {"maintenance-probe-maintenance_allowed", "maintenance-probe-maintenance_off"} <= recorded
+
+
+def test_maintenance_page_is_root_owned_and_readable(host: Any) -> None:
+    page = host.file("/var/www/fastapi_app/hello/maintenance.html")
+    assert page.user == "root" and page.group == "root" and page.mode == 0o644
+    assert PAGE in page.content_string
+
+
+@pytest.fixture(scope="module")
+def metrics(host: Any) -> dict[str, Any]:
+    return json.loads(host.file("/var/tmp/metrics.json").content_string)
+
+
+def counted_total(text: str) -> float:
+    lines = [line for line in text.splitlines() if line.startswith("hello_app_counted_requests_total ")]
+    assert len(lines) == 1, text
+    return float(lines[0].split()[-1])
+
+
+def test_metrics_add_up_across_workers_and_a_reload(metrics: dict[str, Any]) -> None:
+    before, after = metrics["before"], metrics["after"]
+    assert before["requests"] == after["requests"] == 300
+    # Spread over the workers, and the reload replaced them: new workers counted too.
+    assert len(before["pids"]) >= 2, before
+    assert set(after["pids"]) - set(before["pids"]), (before, after)
+    print(f"\nmetrics: {before['pids']} before the reload, {after['pids']} after")
+    assert counted_total(metrics["metrics"]) == before["requests"] + after["requests"]
+
+
+def test_metrics_files_are_in_the_masters_runtime_directory(host: Any) -> None:
+    files = host.check_output("ls /run/hello/prometheus").split()
+    assert any(name.startswith("counter_") for name in files), files
+
+
+def test_nginx_status_answers_on_loopback_only(metrics: dict[str, Any]) -> None:
+    assert metrics["nginx_status"].startswith("Active connections:"), metrics["nginx_status"]
+    assert metrics["status_outside_rc"] != 0 and "Failed to connect" in metrics["status_outside"], metrics

@@ -8,8 +8,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
 from pydantic import BaseModel, Field
 
 # Lets the tests ship a release that cannot even be imported, so the role's
@@ -25,6 +26,9 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     APP_VERSION = "0+unknown"
 
 app = FastAPI(title=APP_NAME, version=APP_VERSION)
+
+# Counted by /counted only, so a test knows exactly how many increments to expect.
+COUNTED = Counter("hello_app_counted_requests", "Requests answered by /counted.")
 
 
 class Item(BaseModel):
@@ -74,6 +78,24 @@ def root(request: Request) -> dict[str, Any]:
 @app.get("/hello", response_model=None)
 async def hello() -> dict[str, str]:
     return {"message": "Hello World"}
+
+
+@app.get("/counted")
+def counted() -> dict[str, int]:
+    COUNTED.inc()
+    return {"pid": os.getpid()}
+
+
+@app.get("/metrics")
+def metrics() -> Response:
+    # Under the role's fastapi_app_metrics every worker writes its values to files in
+    # PROMETHEUS_MULTIPROC_DIR; whichever worker answers must add up all of them.
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @app.get("/healthz")
