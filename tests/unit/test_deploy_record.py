@@ -60,7 +60,7 @@ def test_the_journal_gets_a_message_and_one_field_per_value(tmp_path: Path) -> N
     assert fields["FASTAPI_APP_CHANGES"] == '["release"]'
     assert fields["FASTAPI_APP_FAILED_TASK"] == "Check that"
     assert fields["MESSAGE"] == ("hello: deploy 1.0-a -> 1.1-b, switch handover, failed in 12.3 s by alice@ctl, "
-                                 "failed in 'Check that'")
+                                 "at task 'Check that'")
 
 
 def test_a_first_deploy_and_a_removal_name_no_release_as_none() -> None:

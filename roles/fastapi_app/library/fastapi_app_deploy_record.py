@@ -85,7 +85,7 @@ def summary(entry: dict[str, Any]) -> str:
     text = (f"{entry.get('app')}: {entry.get('kind', 'deploy')} {old} -> {new}, switch {entry.get('action')}, "
             f"{entry.get('result')} in {entry.get('duration_s')} s by {entry.get('user')}@{entry.get('controller')}")
     if entry.get("failed_task"):
-        text += f", failed in '{entry['failed_task']}'"
+        text += f", at task '{entry['failed_task']}'"
     return text
 
 
