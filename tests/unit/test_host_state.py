@@ -44,7 +44,8 @@ def release(base: Path, name: str, mtime: float, record: dict[str, Any] | None =
 
 def params(base: Path, **overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {"packages": [], "group": MY_GROUP, "user": ME.pw_name, "directories": [], "base_dir": str(base),
-                              "unit_prefix": "", "unit_dir": str(base / "units")}
+                              "unit_prefix": "", "unit_dir": str(base / "units"), "record": None, "record_last": 0,
+                              "service_units": []}
     values.update(overrides)
     return values
 
@@ -55,6 +56,7 @@ def test_a_new_host_has_nothing(tmp_path: Path) -> None:
     assert state == {
         "packages_missing": [], "group": None, "user": None, "directories": {str(tmp_path / "missing"): None},
         "current": "", "previous": "", "releases": [], "applied": {}, "current_record": {}, "units": [], "instances": [],
+        "current_since": "", "current_age_s": None, "deploys": [], "unit_states": {},
     }
 
 
@@ -141,3 +143,62 @@ def test_units_are_the_apps_own_process_and_timer_files_with_their_enabled_insta
 def test_no_unit_prefix_lists_no_units(tmp_path: Path) -> None:
     state = hs.host_state(params(tmp_path), FakeDpkg(set()))
     assert state["units"] == [] and state["instances"] == []
+
+
+class FakeSystemctl(FakeDpkg):
+    """dpkg-query for no package, and `systemctl show` for units in the given ActiveStates."""
+
+    def __init__(self, active: dict[str, str]) -> None:
+        super().__init__(set())
+        self.active = active
+
+    def __call__(self, argv: list[str]) -> tuple[int, str, str]:
+        if argv[0] != "systemctl":
+            return super().__call__(argv)
+        self.calls.append(argv)
+        names = argv[argv.index("--") + 1:]
+        blocks = [f"Id={n}\nLoadState={'loaded' if n in self.active else 'not-found'}\n"
+                  f"ActiveState={self.active.get(n, 'inactive')}\nSubState=x" for n in names]
+        return 0, "\n\n".join(blocks) + "\n", ""
+
+
+def test_unit_states_cover_the_web_units_instances_and_timers_in_one_call(tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    (units / "multi-user.target.wants").mkdir(parents=True)
+    for name in ["shop-worker@.service", "shop-report.service", "shop-report.timer"]:
+        (units / name).write_text("# fastapi_app: shop\n")
+    (units / "multi-user.target.wants" / "shop-worker@1.service").symlink_to(units / "shop-worker@.service")
+    systemctl = FakeSystemctl({"shop.socket": "active", "shop.service": "active", "shop-worker@1.service": "failed"})
+    state = hs.host_state(params(tmp_path / "opt", unit_prefix="shop-", unit_dir=str(units),
+                                 service_units=["shop.socket", "shop.service"]), systemctl)
+    assert {unit: s["ActiveState"] for unit, s in state["unit_states"].items()} == {
+        "shop.socket": "active", "shop.service": "active", "shop-worker@1.service": "failed", "shop-report.timer": "inactive"}
+    assert state["unit_states"]["shop-report.timer"]["LoadState"] == "not-found"
+    assert len([c for c in systemctl.calls if c[0] == "systemctl"]) == 1
+
+
+def test_no_service_units_reads_no_unit_state(tmp_path: Path) -> None:
+    systemctl = FakeSystemctl({})
+    assert hs.host_state(params(tmp_path), systemctl)["unit_states"] == {}
+    assert not [c for c in systemctl.calls if c[0] == "systemctl"]
+
+
+def test_last_deploys_skip_torn_and_foreign_lines(tmp_path: Path) -> None:
+    path = tmp_path / "hello.deploys.jsonl"
+    lines = [json.dumps({"n": n}) for n in range(5)] + ['{"n": 5', "[1]", json.dumps({"n": 6})]
+    path.write_text("\n".join(lines) + "\n")
+    state = hs.host_state(params(tmp_path, record=str(path), record_last=3), FakeDpkg(set()))
+    assert state["deploys"] == [{"n": 3}, {"n": 4}, {"n": 6}]
+    assert hs.host_state(params(tmp_path, record=str(tmp_path / "missing"), record_last=3), FakeDpkg(set()))["deploys"] == []
+    assert hs.host_state(params(tmp_path, record=str(path)), FakeDpkg(set()))["deploys"] == []
+
+
+def test_current_since_is_when_the_link_was_replaced(tmp_path: Path) -> None:
+    release(tmp_path, "1.0-a", 1000.0, {})
+    (tmp_path / "current").symlink_to("releases/1.0-a")
+    os.utime(tmp_path / "current", (1_800_000_000, 1_800_000_000), follow_symlinks=False)
+    state = hs.host_state(params(tmp_path), FakeDpkg(set()))
+    assert state["current_since"] == "2027-01-15T08:00:00Z"
+    assert state["current_age_s"] is not None and state["current_age_s"] >= 0
+    empty = hs.host_state(params(tmp_path / "none"), FakeDpkg(set()))
+    assert (empty["current_since"], empty["current_age_s"]) == ("", None)

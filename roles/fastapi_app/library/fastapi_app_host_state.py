@@ -14,6 +14,8 @@ import json
 import os
 import pwd
 import stat
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,20 @@ options:
     description: Where the role writes unit files.
     type: path
     default: /etc/systemd/system
+  record:
+    description: The app's deploy record (JSON lines, library/fastapi_app_deploy_record.py).
+    type: path
+  record_last:
+    description: How many of the last deploys in I(record) to return.
+    type: int
+    default: 0
+  service_units:
+    description:
+      - Units whose ActiveState, SubState and LoadState are returned in C(unit_states), together with the app's
+        process instances and timers; empty reads no unit state.
+    type: list
+    elements: str
+    default: []
 author: fastapi_app role
 """
 
@@ -74,6 +90,10 @@ applied: {description: "Content of applied.json, or {}.", type: dict, returned: 
 current_record: {description: "Content of the current release's release.json, or {}.", type: dict, returned: always}
 units: {description: "The app's process and timer unit files (file names), sorted.", type: list, returned: always}
 instances: {description: "Enabled instances of the app's process units (multi-user.target.wants), sorted.", type: list, returned: always}
+current_since: {description: "When C(current) was last pointed at a release (UTC, ISO 8601), or an empty string.", type: str, returned: always}
+current_age_s: {description: "Seconds since then, or null.", type: int, returned: always}
+deploys: {description: "The last I(record_last) entries of I(record), oldest first; lines that are not JSON objects are skipped.", type: list, returned: always}
+unit_states: {description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState; {} without I(service_units).", type: dict, returned: always}
 """
 
 
@@ -172,11 +192,55 @@ def role_units(unit_dir: Path, prefix: str) -> tuple[list[str], list[str]]:
     return units, instances
 
 
+def link_age(link: Path, now: float) -> tuple[str, int | None]:
+    """When a link was last replaced (the role renames a new link over it), and its age in seconds."""
+    try:
+        changed = os.lstat(link).st_mtime
+    except FileNotFoundError:
+        return "", None
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(changed))
+    return stamp, max(0, int(now - changed))
+
+
+def last_records(path: str | None, count: int) -> list[dict[str, Any]]:
+    """The last count JSON-object lines of a JSON-lines file; a torn or foreign line is skipped."""
+    if not path or count <= 0:
+        return []
+    entries: deque[dict[str, Any]] = deque(maxlen=count)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict):
+                    entries.append(entry)
+    except FileNotFoundError:
+        return []
+    return list(entries)
+
+
+def unit_states(run_command: Any, units: list[str]) -> dict[str, dict[str, str]]:
+    """ActiveState, SubState and LoadState of each unit, from one `systemctl show`."""
+    if not units:
+        return {}
+    _, out, _ = run_command(["systemctl", "show", "--property=Id,ActiveState,SubState,LoadState", "--", *units])
+    states: dict[str, dict[str, str]] = {}
+    # One block per unit, in the order asked, separated by an empty line.
+    for unit, block in zip(units, out.strip().split("\n\n")):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        states[unit] = {key: props.get(key, "") for key in ("ActiveState", "SubState", "LoadState")}
+    return states
+
+
 def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
     base = Path(params["base_dir"])
     current = link_release(base / "current")
     units, instances = role_units(Path(params["unit_dir"]), params["unit_prefix"])
     installed = installed_packages(run_command, params["packages"])
+    since, age = link_age(base / "current", time.time())
+    watched = [*params["service_units"], *instances, *(u for u in units if u.endswith(".timer"))] if params["service_units"] else []
     return {
         "packages_missing": [p for p in params["packages"] if p not in installed],
         "group": group_entry(params["group"]),
@@ -189,6 +253,10 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
         "current_record": read_json(base / "releases" / current / "release.json") if current else {},
         "units": units,
         "instances": instances,
+        "current_since": since,
+        "current_age_s": age,
+        "deploys": last_records(params["record"], params["record_last"]),
+        "unit_states": unit_states(run_command, watched),
     }
 
 
@@ -202,6 +270,9 @@ def main() -> None:
             "base_dir": {"type": "path", "required": True},
             "unit_prefix": {"type": "str", "default": ""},
             "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
+            "record": {"type": "path"},
+            "record_last": {"type": "int", "default": 0},
+            "service_units": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
