@@ -100,3 +100,15 @@ def test_install_lines_pin_each_wheel_by_its_own_hash(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_wheel_is_refused(tmp_path: Path) -> None:
     with pytest.raises(wh.BuildError, match="not a wheel file name"):
         wh.wheel_pin(tmp_path / "orders.whl")
+
+
+def test_local_projects_start_with_the_app_and_stay_in_the_source(tmp_path: Path) -> None:
+    (tmp_path / "packages" / "api").mkdir(parents=True)
+    (tmp_path / "packages" / "shared").mkdir()
+    assert wh.local_projects(tmp_path, "packages/api", ["./packages/shared", "./packages/api"]) == ["packages/api", "packages/shared"]
+    assert wh.local_projects(tmp_path, "", ["."]) == ["."]
+
+
+def test_a_local_project_outside_the_source_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(wh.BuildError, match="outside the source: export the lock from the project's own directory"):
+        wh.local_projects(tmp_path / "src", "", ["../../../../tmp/hl"])

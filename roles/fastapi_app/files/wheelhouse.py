@@ -150,6 +150,21 @@ def install_lines(wheels: list[Path]) -> str:
     return "".join(lines)
 
 
+def local_projects(src: Path, project_dir: str, local: list[str]) -> list[str]:
+    """The app's project first, then the other local projects the lock names (uv workspace members).
+
+    Paths are relative to the source; one that leaves it (a lock exported from another checkout)
+    cannot be built on the build host.
+    """
+    projects = [project_dir.strip("/") or "."]
+    for path in local:
+        inside = (src / path.removeprefix("file://")).resolve()
+        if not inside.is_relative_to(src.resolve()):
+            raise BuildError(f"the lock names the local project {path}, outside the source: export the lock from the project's own directory")
+        projects.append(os.path.relpath(inside, src.resolve()))
+    return list(dict.fromkeys(projects))
+
+
 def run(argv: list[str], cwd: Path | None = None, what: str = "") -> str:
     # uv trusts the host's certificate store, as apt and Debian's pip do (a company proxy's CA
     # installed on the host then works), and never fetches an interpreter of its own.
@@ -197,8 +212,7 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     (out / "wanted.txt").write_text("".join(f"{entry}\n" for entry in wanted))
     run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--cache-dir", str(args.cache / "pip"),
          "--wheel-dir", str(out / "wheels"), "--requirement", str(out / "wanted.txt")], what="pip wheel (downloading the locked set)")
-    projects = [args.project_dir or "."] + [p for p in locked.local if p.removeprefix("./").rstrip("/") not in ("", ".", args.project_dir)]
-    for project in dict.fromkeys(projects):
+    for project in local_projects(args.src, args.project_dir, locked.local):
         run([str(args.uv), "build", "--wheel", "--out-dir", str(out / "wheels"), "--python", str(args.python),
              "--cache-dir", str(args.cache / "uv"), str(args.src / project)], what=f"uv build of {project}")
     wheels = sorted((out / "wheels").glob("*.whl"))
