@@ -33,11 +33,11 @@ run() { # label, ansible-playbook arguments...
     ansible-playbook playbooks/deploy.yml -i inventory/demo "$@" > "$log" 2>&1 ||
         { tail -40 "$log" >&2; echo "deploy-timings: $label failed" >&2; exit 1; }
     end=$(date +%s.%N)
-    # Summary lines: "<host> <app>: release A -> B, switch: X, health: ok, 12.3 s"
+    # Summary lines: "<host> <app>: release A -> B, switch: X, health: ok, release commands: none, 12.3 s"
     while read -r host role_s switch; do
         results+=("$(printf '%-22s %-20s %8s %8.1f  %s' "$label" "$host" "$role_s" "$(echo "$end - $start" | bc)" "$switch")")
     done < <(tr -d "\n" < "$log" | grep -oE "msg: '[^ ]+ [^:]+: release [^']*'" | sed -E 's/ +/ /g' |
-        sed -E "s/^msg: '([^ ]+) .*switch: ([^,]+), health: [^,]+, ([0-9.]+) s'$/\1 \3 \2/")
+        sed -E "s/^msg: '([^ ]+) .*switch: ([^,]+), health: [^,]+, (release commands: [^,]*, )?([0-9.]+) s'$/\1 \4 \2/")
     grep -E '^\S+ +: ok=' "$log" | sed "s/^/deploy-timings: $label: /" >&2
 }
 
