@@ -91,7 +91,8 @@ def test_install_lines_pin_each_wheel_by_its_own_hash(tmp_path: Path) -> None:
     second = tmp_path / "alembic-1.20.1-py3-none-any.whl"
     first.write_bytes(b"app")
     second.write_bytes(b"alembic")
-    assert wh.install_lines([first, second]).splitlines() == [
+    hashes = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in (first, second)}
+    assert wh.install_lines(hashes).splitlines() == [
         f"alembic==1.20.1 --hash=sha256:{hashlib.sha256(b'alembic').hexdigest()}",
         f"orders-app==1.0.0 --hash=sha256:{hashlib.sha256(b'app').hexdigest()}",
     ]

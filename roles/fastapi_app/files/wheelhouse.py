@@ -141,12 +141,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def install_lines(wheels: list[Path]) -> str:
+def install_lines(hashes: dict[Path, str]) -> str:
     """One pin with the wheel's own hash per wheel: hosts install these files and no others."""
     lines = []
-    for wheel in sorted(wheels, key=lambda w: wheel_pin(w)):
+    for wheel in sorted(hashes, key=wheel_pin):
         name, version = wheel_pin(wheel)
-        lines.append(f"{name}=={version} --hash=sha256:{sha256(wheel)}\n")
+        lines.append(f"{name}=={version} --hash=sha256:{hashes[wheel]}\n")
     return "".join(lines)
 
 
@@ -215,13 +215,13 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     for project in local_projects(args.src, args.project_dir, locked.local):
         run([str(args.uv), "build", "--wheel", "--out-dir", str(out / "wheels"), "--python", str(args.python),
              "--cache-dir", str(args.cache / "uv"), str(args.src / project)], what=f"uv build of {project}")
-    wheels = sorted((out / "wheels").glob("*.whl"))
-    (out / "install.txt").write_text(install_lines(wheels))
+    hashes = {wheel: sha256(wheel) for wheel in sorted((out / "wheels").glob("*.whl"))}
+    (out / "install.txt").write_text(install_lines(hashes))
     run([str(args.pip), "download", "--no-input", "--no-deps", "--only-binary", ":all:", "--cache-dir", str(args.cache / "pip"),
          "--dest", str(out / "tools"), args.uv_spec], what="pip download " + args.uv_spec)
     version = run([str(args.python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
     manifest = {"python": version, "machine": platform.machine(), "lock": args.lock, "locked": len(locked.entries),
-                "added": added, "from_lock": from_lock, "wheels": {w.name: sha256(w) for w in wheels}}
+                "added": added, "from_lock": from_lock, "wheels": {wheel.name: digest for wheel, digest in hashes.items()}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
