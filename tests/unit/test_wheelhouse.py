@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,83 @@ def test_local_projects_start_with_the_app_and_stay_in_the_source(tmp_path: Path
 def test_a_local_project_outside_the_source_is_refused(tmp_path: Path) -> None:
     with pytest.raises(wh.BuildError, match="outside the source: export the lock from the project's own directory"):
         wh.local_projects(tmp_path / "src", "", ["../../../../tmp/hl"])
+
+
+# Stand-ins for pip and uv that log each call and write the wheel files a real one would: the
+# build's own steps (which tool runs, what is kept and reused) are what these tests check.
+FAKE_TOOL = """\
+#!{python}
+import pathlib, sys
+args = sys.argv[1:]
+with open({log!r}, "a") as log:
+    log.write(" ".join(args[:2]) + "\\n")
+def value(flag):
+    return pathlib.Path(args[args.index(flag) + 1])
+def wheel(dest, name, version):
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / f"{{name}}-{{version}}-py3-none-any.whl").write_bytes(f"{{name}} {{version}}".encode())
+if args[:2] == ["pip", "compile"]:
+    for line in pathlib.Path(args[2]).read_text().split():
+        print(line + " --hash=sha256:" + "3" * 64)
+elif args[0] == "wheel":
+    for line in value("--requirement").read_text().splitlines():
+        wheel(value("--wheel-dir"), *line.split(" ")[0].split("=="))
+elif args[0] == "download":
+    wheel(value("--dest"), *args[-1].split("=="))
+elif args[0] == "build":
+    wheel(value("--out-dir"), "hello_app", "1.0")
+"""
+
+
+def build_args(tmp_path: Path, runtime: list[str], lock: str) -> tuple[list[str], Path]:
+    log = tmp_path / "calls.log"
+    for tool in ("uv", "pip"):
+        path = tmp_path / tool
+        path.write_text(FAKE_TOOL.format(python=sys.executable, log=str(log)))
+        path.chmod(0o755)
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "requirements.lock").write_text(lock)
+    argv = ["--kind", "requirements", "--src", str(src), "--lock", "requirements.lock", "--python", sys.executable,
+            "--uv", str(tmp_path / "uv"), "--uv-spec", "uv==0.13.9", "--pip", str(tmp_path / "pip"),
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--keep-sets", "2"]
+    for requirement in runtime:
+        argv += ["--runtime", requirement]
+    return argv, log
+
+
+LOCK = f"fastapi==0.165.0 --hash=sha256:{H1}\nuvicorn==0.30.0 --hash=sha256:{H2}\n"
+
+
+def test_a_code_only_release_reuses_the_dependency_wheels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv, log = build_args(tmp_path, ["gunicorn==27.0.1", "uvicorn==0.54.0"], LOCK)
+    assert wh.main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["dependencies"] == "built"
+    assert (first["from_lock"], first["added"]) == (["uvicorn==0.30.0"], ["gunicorn==27.0.1"])
+    assert sorted(first["wheels"]) == ["fastapi-0.165.0-py3-none-any.whl", "gunicorn-27.0.1-py3-none-any.whl",
+                                       "hello_app-1.0-py3-none-any.whl", "uvicorn-0.30.0-py3-none-any.whl"]
+    assert log.read_text().splitlines() == ["pip compile", "wheel --no-input", "download --no-input", "build --wheel"]
+
+    log.write_text("")
+    assert wh.main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    # Only the app's wheel is built; the same dependency files, the same manifest otherwise.
+    assert log.read_text().splitlines() == ["build --wheel"]
+    assert {**second, "dependencies": "built"} == first
+    assert sorted(p.name for p in (tmp_path / "out" / "tools").iterdir()) == ["uv-0.13.9-py3-none-any.whl"]
+    assert len((tmp_path / "out" / "install.txt").read_text().splitlines()) == 4
+
+
+def test_another_lock_builds_its_own_set_and_old_sets_are_pruned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for n, extra in enumerate(["", f"anyio==4.0.0 --hash=sha256:{H1}\n", f"anyio==4.1.0 --hash=sha256:{H1}\n"]):
+        argv, log = build_args(tmp_path, [], LOCK + extra)
+        log.write_text("")
+        assert wh.main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["dependencies"] == "built", n
+        assert "wheel --no-input" in log.read_text().splitlines()
+    # --keep-sets 2: the first lock's set is gone, so building it again downloads again.
+    assert len(list((tmp_path / "cache" / "wheelsets").iterdir())) == 2
+    argv, log = build_args(tmp_path, [], LOCK)
+    assert wh.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["dependencies"] == "built"

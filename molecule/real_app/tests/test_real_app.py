@@ -227,6 +227,21 @@ def test_the_wheels_were_built_once_and_shipped(apps: dict[str, Any]) -> None:
     assert not apps[APP_HOSTS[1]].file("/var/cache/fastapi_app/cache").exists
 
 
+def test_code_only_releases_reuse_the_dependency_wheels(apps: dict[str, Any]) -> None:
+    """Every release of the scenario has the same lock: the build host downloads and builds its
+    dependency wheels once and later releases ship the same files, with only the app's wheel new."""
+    app = apps[APP_HOSTS[0]]
+    paths = app.check_output(f"ls {BASE}/releases/*/manifest.json").split()
+    manifests = [json.loads(app.check_output(f"cat {path}")) for path in paths]
+    assert len(manifests) >= 3, paths
+    assert {m["dependencies"] for m in manifests} <= {"built", "reused"}
+    assert sum(m["dependencies"] == "reused" for m in manifests) >= len(manifests) - 1, manifests
+    dependencies = {frozenset((n, h) for n, h in m["wheels"].items() if not n.startswith("orders_app-")) for m in manifests}
+    assert len(dependencies) == 1, "the same lock ships the same dependency files"
+    assert len({m["wheels"][n] for m in manifests for n in m["wheels"] if n.startswith("orders_app-")}) >= 2
+    assert len(app.check_output("ls /var/cache/fastapi_app/cache/wheelsets").split()) == 1
+
+
 def test_the_second_app_host_has_no_route_to_a_package_index(apps: dict[str, Any]) -> None:
     probe = "/usr/local/lib/fastapi_app/uv-0.13.9/bin/pip download --no-cache-dir --no-deps --timeout 5 --retries 0 -d /tmp/probe idna"
     assert apps[APP_HOSTS[0]].run(probe).rc == 0, "the probe works where there is a route"

@@ -9,7 +9,10 @@ release id means the same bytes on every host of a fleet. The locked set comes f
   requirements  a pip requirements file in which every requirement carries --hash.
 The role's serving stack comes from the lock where the lock has it; what the lock lacks is
 resolved against the locked versions as constraints, so no locked version ever changes.
-Prints one JSON object: python, machine, locked, added, from_lock, wheels.
+The dependency wheels are kept on the build host by what decides them, so a release that only
+changes the app's code builds just the app's wheel.
+Prints one JSON object: python, machine, locked, added, from_lock, dependencies (built or
+reused), wheels.
 """
 
 from __future__ import annotations
@@ -189,18 +192,54 @@ def locked_set(args: argparse.Namespace) -> LockedSet:
     return parse_requirements(lock.read_text(), require_hashes=True)
 
 
-def build(args: argparse.Namespace) -> dict[str, object]:
-    out: Path = args.out
-    shutil.rmtree(out, ignore_errors=True)
-    (out / "wheels").mkdir(parents=True)
-    locked = locked_set(args)
+def dependency_key(locked: LockedSet, runtime: list[str], python: str, uv_spec: str) -> str:
+    """What decides a release's dependency wheels: the locked set, the serving stack, the
+    interpreter and machine they are built for, and the uv that ships with them."""
+    digest = hashlib.sha256()
+    for part in [*locked.entries, "", *runtime, "", python, platform.machine(), uv_spec]:
+        digest.update(part.encode() + b"\n")
+    return digest.hexdigest()[:20]
+
+
+def link_into(source: Path, dest: Path) -> None:
+    """Every file of source into dest: hard links where the file system allows, copies elsewhere."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        try:
+            os.link(path, dest / path.name)
+        except OSError:
+            shutil.copy2(path, dest / path.name)
+
+
+def prune_sets(store: Path, keep: int) -> None:
+    """The newest `keep` dependency sets stay (a set is touched when used), older ones go."""
+    sets = sorted((p for p in store.iterdir() if (p / "set.json").exists()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in sets[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def dependency_set(args: argparse.Namespace, locked: LockedSet, python: str) -> tuple[Path, dict[str, object]]:
+    """The directory with the dependency wheels (wheels/, the uv wheel in tools/) and set.json.
+
+    Built once per key and kept on the build host: a release that only changes the app's code
+    reuses them and downloads nothing. A set appears under its key only when complete (renamed
+    from a temporary directory), so an interrupted or concurrent build never leaves half of one.
+    """
+    store = args.cache / "wheelsets"
+    done = store / dependency_key(locked, args.runtime, python, args.uv_spec)
+    if (done / "set.json").exists():
+        os.utime(done)
+        return done, {**json.loads((done / "set.json").read_text()), "dependencies": "reused"}
+    work = store / f"{done.name}.{os.getpid()}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "wheels").mkdir(parents=True)
     from_lock, add = serving_plan(locked, args.runtime)
     added: list[str] = []
     wanted = locked.entries[:]
     if add:
-        (out / "serving.in").write_text("".join(f"{r}\n" for r in add))
-        (out / "locked-constraints.txt").write_text(locked.constraints())
-        compiled = run([str(args.uv), "pip", "compile", str(out / "serving.in"), "--constraint", str(out / "locked-constraints.txt"),
+        (work / "serving.in").write_text("".join(f"{r}\n" for r in add))
+        (work / "locked-constraints.txt").write_text(locked.constraints())
+        compiled = run([str(args.uv), "pip", "compile", str(work / "serving.in"), "--constraint", str(work / "locked-constraints.txt"),
                         "--generate-hashes", "--no-header", "--no-annotate", "--python", str(args.python), "--cache-dir", str(args.cache / "uv")],
                        what="adding the serving stack (fastapi_app_runtime_packages) to the locked versions")
         extra = parse_requirements(compiled, require_hashes=True)
@@ -209,19 +248,36 @@ def build(args: argparse.Namespace) -> dict[str, object]:
             if requirement_name(entry) not in locked_names:
                 wanted.append(entry)
                 added.append(entry.split(" ")[0])
-    (out / "wanted.txt").write_text("".join(f"{entry}\n" for entry in wanted))
+    (work / "wanted.txt").write_text("".join(f"{entry}\n" for entry in wanted))
     run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--cache-dir", str(args.cache / "pip"),
-         "--wheel-dir", str(out / "wheels"), "--requirement", str(out / "wanted.txt")], what="pip wheel (downloading the locked set)")
+         "--wheel-dir", str(work / "wheels"), "--requirement", str(work / "wanted.txt")], what="pip wheel (downloading the locked set)")
+    run([str(args.pip), "download", "--no-input", "--no-deps", "--only-binary", ":all:", "--cache-dir", str(args.cache / "pip"),
+         "--dest", str(work / "tools"), args.uv_spec], what="pip download " + args.uv_spec)
+    info = {"locked": len(locked.entries), "added": added, "from_lock": from_lock}
+    (work / "set.json").write_text(json.dumps(info, sort_keys=True) + "\n")
+    try:
+        work.rename(done)
+    except OSError:  # another build completed the same set first: use that one
+        shutil.rmtree(work, ignore_errors=True)
+    prune_sets(store, args.keep_sets)
+    return done, {**info, "dependencies": "built"}
+
+
+def build(args: argparse.Namespace) -> dict[str, object]:
+    out: Path = args.out
+    shutil.rmtree(out, ignore_errors=True)
+    locked = locked_set(args)
+    python = run([str(args.python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
+    dependencies, info = dependency_set(args, locked, python)
+    link_into(dependencies / "wheels", out / "wheels")
+    link_into(dependencies / "tools", out / "tools")
     for project in local_projects(args.src, args.project_dir, locked.local):
         run([str(args.uv), "build", "--wheel", "--out-dir", str(out / "wheels"), "--python", str(args.python),
              "--cache-dir", str(args.cache / "uv"), str(args.src / project)], what=f"uv build of {project}")
     hashes = {wheel: sha256(wheel) for wheel in sorted((out / "wheels").glob("*.whl"))}
     (out / "install.txt").write_text(install_lines(hashes))
-    run([str(args.pip), "download", "--no-input", "--no-deps", "--only-binary", ":all:", "--cache-dir", str(args.cache / "pip"),
-         "--dest", str(out / "tools"), args.uv_spec], what="pip download " + args.uv_spec)
-    version = run([str(args.python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
-    manifest = {"python": version, "machine": platform.machine(), "lock": args.lock, "locked": len(locked.entries),
-                "added": added, "from_lock": from_lock, "wheels": {wheel.name: digest for wheel, digest in hashes.items()}}
+    manifest = {**info, "python": python, "machine": platform.machine(), "lock": args.lock,
+                "wheels": {wheel.name: digest for wheel, digest in hashes.items()}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
@@ -239,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pip", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--keep-sets", type=int, default=5, help="dependency sets kept in CACHE/wheelsets")
     args = parser.parse_args(argv)
     try:
         manifest = build(args)
