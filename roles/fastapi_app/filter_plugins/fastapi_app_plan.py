@@ -1,0 +1,37 @@
+"""Filter that decides how a deploy applies its changes to the running service.
+
+What the service was last started or reloaded with (applied.json, written after its health
+check passed) is compared with what is wanted now, so a run that failed half-way still applies
+its change on the next run; what this run changed is counted too, as check mode writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The parts that decide the service, in the order the plan names them.
+PARTS = ("release", "gunicorn_conf", "env", "socket", "service")
+# A new virtualenv, environment file (read by systemd at start) or unit needs a new master; a
+# gunicorn.conf.py change alone is a HUP, which re-reads it and replaces the workers.
+NEW_MASTER = ("release", "env", "service", "socket")
+
+
+def change_plan(applied: dict[str, str], desired: dict[str, str], changed_now: dict[str, bool]) -> dict[str, Any]:
+    """changes (the parts that differ), restart (a new master), reload (a HUP), restart_socket,
+    units_changed. An empty `applied` is a host whose service never started: no socket restart."""
+    missing = [part for part in PARTS if part not in desired]
+    if missing:
+        raise ValueError(f"fastapi_app_change_plan: desired lacks {', '.join(missing)}")
+    changed = {part: bool(changed_now.get(part)) or applied.get(part, "") != desired[part] for part in PARTS}
+    return {
+        "changes": [part for part in PARTS if changed[part]],
+        "restart": any(changed[part] for part in NEW_MASTER),
+        "reload": changed["gunicorn_conf"],
+        "restart_socket": bool(applied) and changed["socket"],
+        "units_changed": changed["socket"] or changed["service"],
+    }
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"fastapi_app_change_plan": change_plan}
