@@ -1,0 +1,81 @@
+"""Filters that decide how a release is identified and built (tasks/release.yml, tasks/build.yml).
+
+A release id hashes everything that decides what is deployed; the virtualenv key hashes what
+decides the virtualenv besides the app, so a release with an equal key starts from a copy of the
+serving release's virtualenv. Both come from one list of dependency inputs here, so they cannot
+disagree about what decides a virtualenv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def _digest(value: Any) -> str:
+    # json.dumps as Ansible's to_json writes it: ids made before this filter existed stay the same.
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()
+
+
+def release_keys(deps: dict[str, Any], source_kind: str, source_digest: str, lock: list[str], app_dependencies: Any) -> dict[str, str]:
+    """{'id_hash': 12 hex digits for the release id, 'venv_key': 16 hex digits or ''}.
+
+    deps: python, runtime_packages, requirements, constraints, pip_extra_args, worker (the sha256
+    of the role's worker module). lock: [lock sha256, project dir, installer, uv version] for a
+    locked release, else []. app_dependencies: the app's static requirements, None when unknown
+    before the build (then, and for a locked release, there is no virtualenv to copy: key '').
+    """
+    inputs = [source_kind, source_digest, deps["worker"], deps["runtime_packages"], deps["requirements"],
+              deps["constraints"], deps["pip_extra_args"], deps["python"], lock]
+    venv = [deps["python"], deps["runtime_packages"], deps["requirements"], deps["constraints"],
+            deps["pip_extra_args"], app_dependencies, deps["worker"]]
+    return {"id_hash": _digest(inputs)[:12], "venv_key": _digest(venv)[:16] if app_dependencies is not None and not lock else ""}
+
+
+def venv_argv(venv: str, python: str, uv: str = "") -> list[str]:
+    """Create a virtualenv with uv when given its path, else with the interpreter's venv module."""
+    return [uv, "venv", "--quiet", "--python", python, venv] if uv else [python, "-m", "venv", venv]
+
+
+def locked_install_argv(release_dir: str, installer: str, uv: str, uv_cache: str) -> list[str]:
+    """Install exactly the wheels of the release's install.txt, each checked against its hash, from
+    the release's own files (nothing is resolved or downloaded)."""
+    wheels = f"{release_dir}/wheelhouse"
+    if installer == "uv":
+        head = [uv, "pip", "sync", "--quiet", "--python", f"{release_dir}/venv/bin/python", "--offline", "--cache-dir", uv_cache]
+    else:
+        head = [f"{release_dir}/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--no-deps", "--requirement"]
+    return [*head, f"{wheels}/install.txt", "--no-index", "--find-links", f"{wheels}/wheels", "--require-hashes"]
+
+
+def install_target(source_kind: str, release_dir: str, has_project: bool, artifact: str, pip_spec: str) -> list[str]:
+    """What pip installs as the app: the unpacked project, the uploaded package file, or the pip spec."""
+    if has_project:
+        return [f"{release_dir}/src"]
+    if source_kind == "package":
+        return [f"{release_dir}/{artifact}"]
+    return [pip_spec] if source_kind == "pip" else []
+
+
+def pip_install_argv(release_dir: str, app: list[str], runtime: list[str], requirements: list[str], *,
+                     cache: str, constrained: bool, copied: bool, extra_args: str) -> list[str]:
+    """pip install of the serving stack (runtime), the app and its extra requirements; into a copied
+    virtualenv only the app goes again, over the copy's own install of it."""
+    argv = [f"{release_dir}/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--cache-dir", cache]
+    if constrained:
+        argv += ["--constraint", f"{release_dir}/constraints.txt"]
+    if copied:
+        argv += ["--no-deps", "--force-reinstall"]
+    return [*argv, *extra_args.split(), *(app if copied else [*runtime, *app, *requirements])]
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "fastapi_app_release_keys": release_keys,
+            "fastapi_app_venv_argv": venv_argv,
+            "fastapi_app_locked_install_argv": locked_install_argv,
+            "fastapi_app_install_target": install_target,
+            "fastapi_app_pip_install_argv": pip_install_argv,
+        }

@@ -1,0 +1,78 @@
+"""How a release is identified and installed (filter_plugins/fastapi_app_build.py) and how the
+systemd settings become unit lines and systemd-run arguments (filter_plugins/fastapi_app_units.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from modload import load
+
+build = load("fastapi_app_build", "roles/fastapi_app/filter_plugins/fastapi_app_build.py")
+units = load("fastapi_app_units", "roles/fastapi_app/filter_plugins/fastapi_app_units.py")
+
+DEPS = {"python": "/usr/bin/python3", "runtime_packages": ["gunicorn==27.0.1"], "requirements": [], "constraints": [],
+        "pip_extra_args": "", "worker": "w" * 64}
+
+
+def test_release_id_hashes_the_inputs_as_to_json_did() -> None:
+    # The list the role hashed before the filter existed: ids of releases on hosts stay valid.
+    old = ["dir", "s" * 64, "w" * 64, ["gunicorn==27.0.1"], [], [], "", "/usr/bin/python3", []]
+    keys = build.release_keys(DEPS, "dir", "s" * 64, [], ["fastapi>=0.115"])
+    assert keys["id_hash"] == hashlib.sha256(json.dumps(old).encode()).hexdigest()[:12]
+    venv = ["/usr/bin/python3", ["gunicorn==27.0.1"], [], [], "", ["fastapi>=0.115"], "w" * 64]
+    assert keys["venv_key"] == hashlib.sha256(json.dumps(venv).encode()).hexdigest()[:16]
+
+
+def test_a_dependency_input_changes_both_keys_and_the_source_only_the_id() -> None:
+    base = build.release_keys(DEPS, "dir", "a", [], [])
+    more = build.release_keys({**DEPS, "requirements": ["httpx"]}, "dir", "a", [], [])
+    code = build.release_keys(DEPS, "dir", "b", [], [])
+    assert more["id_hash"] != base["id_hash"] and more["venv_key"] != base["venv_key"]
+    assert code["id_hash"] != base["id_hash"] and code["venv_key"] == base["venv_key"]
+
+
+def test_no_virtualenv_copy_for_a_lock_or_unknown_requirements() -> None:
+    assert build.release_keys(DEPS, "dir", "a", ["l" * 64, "", "uv", "0.13.9"], [])["venv_key"] == ""
+    assert build.release_keys(DEPS, "git", "a", [], None)["venv_key"] == ""
+
+
+def test_virtualenv_with_uv_or_venv() -> None:
+    assert build.venv_argv("/r/venv", "/usr/bin/python3", "/t/uv") == ["/t/uv", "venv", "--quiet", "--python", "/usr/bin/python3", "/r/venv"]
+    assert build.venv_argv("/r/venv", "/usr/bin/python3") == ["/usr/bin/python3", "-m", "venv", "/r/venv"]
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_locked_install_is_offline_and_hash_checked(installer: str) -> None:
+    argv = build.locked_install_argv("/r", installer, "/t/uv", "/c/uv")
+    assert argv[-5:] == ["/r/wheelhouse/install.txt", "--no-index", "--find-links", "/r/wheelhouse/wheels", "--require-hashes"]
+    assert argv[0] == ("/t/uv" if installer == "uv" else "/r/venv/bin/pip")
+    assert ("--offline" in argv) == (installer == "uv")
+
+
+def test_install_target_by_source_kind() -> None:
+    assert build.install_target("dir", "/r", True, "", "") == ["/r/src"]
+    assert build.install_target("package", "/r", False, "app-1.0.whl", "") == ["/r/app-1.0.whl"]
+    assert build.install_target("pip", "/r", False, "", "app==1.0") == ["app==1.0"]
+    assert build.install_target("dir", "/r", False, "", "") == []
+
+
+def test_pip_install_into_a_copy_reinstalls_only_the_app() -> None:
+    common = {"cache": "/c/pip", "constrained": True, "extra_args": "--prefer-binary  --no-compile"}
+    fresh = build.pip_install_argv("/r", ["/r/src"], ["gunicorn"], ["httpx"], copied=False, **common)
+    copy = build.pip_install_argv("/r", ["/r/src"], ["gunicorn"], ["httpx"], copied=True, **common)
+    assert fresh == ["/r/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--cache-dir", "/c/pip",
+                     "--constraint", "/r/constraints.txt", "--prefer-binary", "--no-compile", "gunicorn", "/r/src", "httpx"]
+    assert copy[-5:] == ["--no-deps", "--force-reinstall", "--prefer-binary", "--no-compile", "/r/src"]
+
+
+def test_unit_lines_keep_the_order_and_expand_lists() -> None:
+    settings = {"UMask": "0027", "ReadWritePaths": ["/a", "/b"], "LimitNOFILE": 65536, "PrivateTmp": "yes", "Dropped": None}
+    assert units.unit_lines(settings) == ["LimitNOFILE=65536", "UMask=0027", "PrivateTmp=yes", "ReadWritePaths=/a", "ReadWritePaths=/b"]
+
+
+def test_systemd_run_argv() -> None:
+    argv = units.systemd_run_argv("hello-canary", ["User=hello"], options=["--service-type=notify"], env=["A=1"], command=["/r/gunicorn"])
+    assert argv == ["systemd-run", "--unit=hello-canary", "--quiet", "--collect", "--service-type=notify", "--setenv=A=1",
+                    "--property=User=hello", "/r/gunicorn"]
