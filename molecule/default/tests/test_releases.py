@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from stack import role_task_outputs, run_playbook
 
 
@@ -22,35 +23,67 @@ def code_variant(root: Path, n: int) -> Path:
     return source
 
 
-def deploy(host: Any, **extra: Any) -> str:
-    result = run_playbook("deploy", "--limit", host.backend.get_hostname(), "-e", json.dumps(extra))
+def deploy(**extra: Any) -> str:
+    """One deploy on every host."""
+    result = run_playbook("deploy", "-e", json.dumps(extra))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
 
-def test_old_releases_are_pruned_to_the_kept_number(host: Any, app: dict[str, Any], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def pruning(hosts: dict[str, Any], app: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Two code-only releases kept to 2, the second deployed again, then the converged source: each
+    deploy runs once on every host. Per host, the links and the releases on disk after each step,
+    and whether the pruning listed the releases on disk."""
     base = f"/opt/{app['fastapi_app_name']}"
 
-    def link(name: str) -> str:
-        return os.path.basename(host.check_output(f"readlink {base}/{name}"))
+    def link(each: Any, name: str) -> str:
+        return os.path.basename(each.check_output(f"readlink {base}/{name}"))
 
-    original = link("current")
-    sources = [code_variant(tmp_path, n) for n in (1, 2)]
-    deployed = []
+    def releases(each: Any) -> set[str]:
+        return set(each.check_output(f"ls {base}/releases").split())
+
+    def listed(output: str, hostname: str) -> bool:
+        return f"[{hostname}]" in role_task_outputs(output).get("List the releases on disk", "")
+
+    seen: dict[str, dict[str, Any]] = {name: {"original": link(each, "current"), "deployed": []} for name, each in hosts.items()}
+    root = tmp_path_factory.mktemp("releases")
+    sources = [code_variant(root, n) for n in (1, 2)]
     for source in sources:
-        deploy(host, fastapi_app_source_path=str(source), fastapi_app_keep_releases=2)
-        deployed.append(link("current"))
-
-    assert len(set(deployed) | {original}) == 3
-    assert link("previous") == deployed[0]
-    assert set(host.check_output(f"ls {base}/releases").split()) == {deployed[0], deployed[1]}
+        output = deploy(fastapi_app_source_path=str(source), fastapi_app_keep_releases=2)
+        for name, each in hosts.items():
+            seen[name]["deployed"].append(link(each, "current"))
+    for name, each in hosts.items():
+        # Three releases for two kept: the pruning listed them (what the next check relies on).
+        seen[name].update(listed_pruning=listed(output, name), previous=link(each, "previous"), pruned=releases(each))
 
     # As many releases as kept and nothing built: the pruning tasks do not even run.
-    output = deploy(host, fastapi_app_source_path=str(sources[1]), fastapi_app_keep_releases=2)
-    outcome = role_task_outputs(output)
-    assert "ok:" not in outcome.get("List the releases on disk", ""), output[-3000:]
-    assert set(host.check_output(f"ls {base}/releases").split()) == {deployed[0], deployed[1]}
+    output = deploy(fastapi_app_source_path=str(sources[1]), fastapi_app_keep_releases=2)
+    for name, each in hosts.items():
+        seen[name].update(listed_again=listed(output, name), kept=releases(each))
 
     # Back to the converged source for the tests that follow: the same release id, built again.
-    deploy(host)
-    assert link("current") == original
+    deploy()
+    for name, each in hosts.items():
+        seen[name]["back"] = link(each, "current")
+    return seen
+
+
+def test_old_releases_are_pruned_to_the_kept_number(host: Any, pruning: dict[str, dict[str, Any]]) -> None:
+    seen = pruning[host.backend.get_hostname()]
+    deployed = seen["deployed"]
+    assert len(set(deployed) | {seen["original"]}) == 3, seen
+    assert seen["previous"] == deployed[0], seen
+    assert seen["pruned"] == {deployed[0], deployed[1]}, seen
+    assert seen["listed_pruning"], "the pruning did not list the releases on disk"
+
+
+def test_a_run_that_builds_nothing_lists_no_release(host: Any, pruning: dict[str, dict[str, Any]]) -> None:
+    seen = pruning[host.backend.get_hostname()]
+    assert not seen["listed_again"], "with as many releases as kept and nothing built, the releases were listed"
+    assert seen["kept"] == set(seen["deployed"]), seen
+
+
+def test_the_converged_source_serves_again(host: Any, pruning: dict[str, dict[str, Any]]) -> None:
+    seen = pruning[host.backend.get_hostname()]
+    assert seen["back"] == seen["original"], seen

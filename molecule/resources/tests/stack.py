@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import testinfra
 import yaml
 
 # Stdlib clients the tests run inside the containers (python3 -c SOURCE ARGS...).
@@ -34,6 +35,33 @@ def run_playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     return subprocess.run(["ansible-playbook", "-i", str(ephemeral / "inventory"), *args, str(playbook)],
                           capture_output=True, text=True, env=env, check=False)
+
+
+def inventory_hosts() -> dict[str, Any]:
+    """Every host of the scenario's inventory by name, as testinfra hosts: for a module fixture that
+    reads or changes each host around one playbook run on all of them (Ansible runs them in parallel)."""
+    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+    found = testinfra.get_hosts(["all"], connection="ansible", ansible_inventory=str(inventory))
+    return {found_host.backend.get_hostname(): found_host for found_host in found}
+
+
+def host_output(stdout: str, hostname: str) -> str:
+    """What a run printed for one host: its result lines (`ok: [host] => ...` with their indented
+    continuation) of every task, in order; the other hosts' results are left out."""
+    result = re.compile(rf"^\w+: \[{re.escape(hostname)}(?: -> [^]]+)?\]")
+    parts, keep = [], False
+    for line in stdout.splitlines():
+        if line and not line[0].isspace():
+            keep = bool(result.match(line))
+        if keep:
+            parts.append(line)
+    return "\n".join(parts)
+
+
+def host_recap(stdout: str, hostname: str) -> str:
+    """The PLAY RECAP line of one host (empty if the run has none for it)."""
+    found = re.search(rf"^{re.escape(hostname)}\s+:\s+(ok=.*)$", stdout, re.MULTILINE)
+    return found.group(1) if found else ""
 
 
 def role_task_outputs(stdout: str) -> dict[str, str]:
