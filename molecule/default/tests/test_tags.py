@@ -4,14 +4,11 @@ One run per tag for both hosts."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import testinfra
-from stack import run_playbook
+from stack import host_recap, run_playbook
 
 # The tags of tasks/main.yml's phases (docs/deploy-flow.md lists them).
 TAGS = ["fastapi_app_validate", "fastapi_app_packages", "fastapi_app_user", "fastapi_app_release", "fastapi_app_config",
@@ -23,18 +20,15 @@ def serving(host: Any, name: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("tag", TAGS)
-def test_a_phase_tag_runs_alone_and_changes_nothing(tag: str, app: dict[str, Any]) -> None:
-    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-    hosts = testinfra.get_hosts(["ansible://app_servers"], ansible_inventory=str(inventory))
-    assert len(hosts) == 2
+def test_a_phase_tag_runs_alone_and_changes_nothing(tag: str, app: dict[str, Any], hosts: dict[str, Any]) -> None:
     name = app["fastapi_app_name"]
-    before = {h.backend.get_hostname(): serving(h, name) for h in hosts}
+    assert len(hosts) == 2
+    before = {hostname: serving(h, name) for hostname, h in hosts.items()}
 
     result = run_playbook("deploy", "--tags", tag)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for h in hosts:
-        hostname = h.backend.get_hostname()
-        recap = re.search(rf"^{re.escape(hostname)}\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+failed=0", result.stdout, re.MULTILINE)
+    for hostname, h in hosts.items():
+        recap = re.match(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+failed=0", host_recap(result.stdout, hostname))
         assert recap and int(recap.group(1)) > 0 and recap.group(2) == "0", result.stdout[-3000:]
         assert serving(h, name) == before[hostname]
