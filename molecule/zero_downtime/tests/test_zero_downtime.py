@@ -1,17 +1,25 @@
 """Every kind of change under load: no failed request, no POST lost or applied twice, and each
-change visibly took effect. Prints p99 per change next to steady state."""
+change visibly took effect. Prints p99 per change next to steady state. Bad releases never
+replace a good one, under the same load; rollback.yml switches back past them losslessly.
+Each lock kind installs exactly its versions."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-STEPS = ["steady", "config", "env", "code", "deps", "unit", "nginx", "maintenance", "maintenance_allowed", "maintenance_off", "rollback"]
-# What each change must replace: the release served, the main master, its workers.
-NEW_RELEASE = {"code", "deps", "rollback"}
-NEW_MASTER = {"env", "code", "deps", "unit", "rollback"}
+STEPS = ["steady", "config", "env", "code", "deps", "unit", "nginx", "maintenance", "maintenance_allowed", "maintenance_off",
+         "good", "broken_import", "broken_health", "rollback"]
+# What each change must replace: the release served, the main master, its workers. The broken
+# releases replace nothing.
+NEW_RELEASE = {"code", "deps", "good", "rollback"}
+NEW_MASTER = {"env", "code", "deps", "unit", "good", "rollback"}
 NEW_WORKERS = NEW_MASTER | {"config"}
 
 
@@ -32,9 +40,9 @@ def test_print_figures(report: dict[str, Any]) -> None:
     total = report["total"]
     print(f"\nzero_downtime: {total['requests']} requests, {total['failed']} failed, "
           f"{total['resent_stale_keepalive']} resent on a closed keep-alive connection")
-    print(f"{'phase':<10}{'requests':>10}{'failed':>8}{'resent':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print(f"{'phase':<20}{'requests':>10}{'failed':>8}{'resent':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for name, phase in report["phases"].items():
-        print(f"{name:<10}{phase['requests']:>10}{phase['failed']:>8}{phase['resent_stale_keepalive']:>8}"
+        print(f"{name:<20}{phase['requests']:>10}{phase['failed']:>8}{phase['resent_stale_keepalive']:>8}"
               f"{phase['p50_ms']:>9}{phase['p99_ms']:>9}{phase['max_ms']:>9}")
 
 
@@ -67,9 +75,13 @@ def test_each_change_took_effect(steps: dict[str, dict[str, Any]], step: str) ->
     assert len(after["workers"]) == 2
 
 
-def test_rollback_serves_the_release_before_the_last_one(steps: dict[str, dict[str, Any]]) -> None:
-    assert steps["rollback"]["version"]["release"] == steps["code"]["version"]["release"]
-    assert steps["deps"]["version"]["release"] != steps["code"]["version"]["release"]
+def test_rollback_returns_to_the_release_before_the_good_one_past_the_rejected(steps: dict[str, dict[str, Any]]) -> None:
+    # The release before the good one is the dependency change's (unit, nginx and maintenance kept it).
+    assert steps["maintenance_off"]["version"]["release"] == steps["deps"]["version"]["release"]
+    assert steps["good"]["version"]["release"] != steps["deps"]["version"]["release"]
+    assert steps["rollback"]["version"]["release"] == steps["deps"]["version"]["release"]
+    assert steps["rollback"]["current"] == steps["deps"]["version"]["release"]
+    assert steps["rollback"]["main_pid"] != steps["good"]["main_pid"]
 
 
 def test_open_websocket_got_a_close_frame_after_its_grace(host: Any) -> None:
@@ -188,3 +200,67 @@ def test_metrics_files_are_in_the_masters_runtime_directory(host: Any) -> None:
 def test_nginx_status_answers_on_loopback_only(metrics: dict[str, Any]) -> None:
     assert metrics["nginx_status"].startswith("Active connections:"), metrics["nginx_status"]
     assert metrics["status_outside_rc"] != 0 and "Failed to connect" in metrics["status_outside"], metrics
+
+
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+CANARY_FAILURE = re.compile(r"(\S+): release (\S+) of hello failed its canary run")
+
+
+def failed_deploy(step: str) -> tuple[str, str, str]:
+    """(host, release, whole output) of the deploy that was expected to fail."""
+    output = (EPHEMERAL / f"deploy_{step}.log").read_text()
+    match = CANARY_FAILURE.search(output)
+    assert match, output[-3000:]
+    return match.group(1), match.group(2), output
+
+
+@pytest.mark.parametrize(("step", "evidence"), [
+    ("broken_import", "RuntimeError: broken release: import fails"),
+    ("broken_health", '503 {"status":"failing"}'),
+])
+def test_bad_release_fails_the_play_with_host_release_and_evidence(host: Any, steps, step: str, evidence: str) -> None:
+    failed_host, release, output = failed_deploy(step)
+    assert failed_host == host.backend.get_hostname()
+    assert evidence in output
+    assert "failed=1" in output
+    good = steps["good"]["version"]["release"]
+    assert release != good
+    # It never became current and is marked; the good release kept serving on the same master.
+    assert steps[step]["current"] == good
+    assert host.file(f"/opt/hello/releases/{release}/CANARY_FAILED").exists
+    assert steps[step]["version"]["release"] == good
+    assert steps[step]["main_pid"] == steps["good"]["main_pid"]
+
+
+FILES = Path(__file__).resolve().parents[3] / "examples" / "locks" / "hello_app"
+DISTRIBUTIONS = ("import importlib.metadata as m, json, re; print(json.dumps(sorted("
+                 "[re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(), d.version] for d in m.distributions())))")
+
+
+def installed(host: Any, release: str) -> dict[str, str]:
+    python = f"/opt/hello/releases/{release}/venv/bin/python"
+    return dict(json.loads(host.check_output(f"{python} -c {json.dumps(DISTRIBUTIONS)}")))
+
+
+def requirements_pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([a-z0-9-]+)==(\S+)", text, re.MULTILINE))
+
+
+@pytest.mark.parametrize(("step", "kind", "locked"), [
+    ("good", "pylock", lambda: {p["name"]: p["version"] for p in tomllib.loads((FILES / "pylock.toml").read_text())["packages"] if "version" in p}),
+    ("broken_health", "requirements", lambda: requirements_pins((FILES / "requirements.lock").read_text())),
+])
+def test_each_lock_kind_installs_exactly_its_versions(host: Any, steps, step: str, kind: str, locked) -> None:
+    release = steps["good"]["version"]["release"] if step == "good" else failed_deploy(step)[1]
+    record = release_record(host, release)
+    assert record["lock"]["kind"] == kind and record["installer"] == "uv"
+    pins = locked()
+    found = installed(host, release)
+    assert len(pins) >= 10
+    assert {name: found.get(name) for name in pins} == pins
+    assert {"gunicorn", "uvicorn-worker", "hello-app"} <= set(found)
+
+
+def test_an_app_without_a_lock_still_installs_with_pip(host: Any, steps) -> None:
+    record = release_record(host, steps["steady"]["version"]["release"])
+    assert not record["lock"] and record["installer"] == "pip"
