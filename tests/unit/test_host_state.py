@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grp
+import hashlib
 import json
 import os
 import pwd
@@ -45,7 +46,7 @@ def release(base: Path, name: str, mtime: float, record: dict[str, Any] | None =
 def params(base: Path, **overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {"packages": [], "group": MY_GROUP, "user": ME.pw_name, "directories": [], "base_dir": str(base),
                               "unit_prefix": "", "unit_dir": str(base / "units"), "record": None, "record_last": 0,
-                              "service_units": []}
+                              "service_units": [], "files": []}
     values.update(overrides)
     return values
 
@@ -56,7 +57,7 @@ def test_a_new_host_has_nothing(tmp_path: Path) -> None:
     assert state == {
         "packages_missing": [], "group": None, "user": None, "directories": {str(tmp_path / "missing"): None},
         "current": "", "previous": "", "releases": [], "applied": {}, "current_record": {}, "units": [], "instances": [],
-        "current_since": "", "current_age_s": None, "deploys": [], "unit_states": {},
+        "current_since": "", "current_age_s": None, "deploys": [], "unit_states": {}, "files": {},
     }
 
 
@@ -202,3 +203,13 @@ def test_current_since_is_when_the_link_was_replaced(tmp_path: Path) -> None:
     assert state["current_age_s"] is not None and state["current_age_s"] >= 0
     empty = hs.host_state(params(tmp_path / "none"), FakeDpkg(set()))
     assert (empty["current_since"], empty["current_age_s"]) == ("", None)
+
+
+def test_rendered_files_are_described_by_content_owner_group_and_mode(tmp_path: Path) -> None:
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text("workers = 2\n")
+    conf.chmod(0o640)
+    (tmp_path / "dir").mkdir()
+    state = hs.host_state(params(tmp_path, files=[str(conf), str(tmp_path / "missing"), str(tmp_path / "dir")]), FakeDpkg(set()))
+    assert state["files"] == {str(conf): {"sha256": hashlib.sha256(b"workers = 2\n").hexdigest(), "owner": ME.pw_name,
+                                          "group": grp.getgrgid(os.getgid()).gr_name, "mode": "0640"}}

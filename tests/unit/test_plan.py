@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from modload import load
 
@@ -43,3 +45,23 @@ def test_a_host_that_never_served_starts_without_a_socket_restart() -> None:
 def test_an_incomplete_desired_state_is_refused() -> None:
     with pytest.raises(ValueError, match="desired lacks env"):
         plan(APPLIED, {"release": "r1", "gunicorn_conf": "g", "socket": "s", "service": "u"}, {})
+
+
+file_is = load("fastapi_app_plan", "roles/fastapi_app/filter_plugins/fastapi_app_plan.py").file_is
+
+
+def test_a_file_with_the_same_content_owner_group_and_mode_needs_no_write() -> None:
+    found = {"/etc/a": {"sha256": hashlib.sha256(b"x = 1\n").hexdigest(), "owner": "root", "group": "hello", "mode": "0640"}}
+    assert file_is(found, "/etc/a", "x = 1\n", "root", "hello", "0640")
+    assert file_is(found, "/etc/a", "x = 1\n", "root", "hello", "640")
+
+
+@pytest.mark.parametrize(("path", "content", "group", "mode"), [
+    ("/etc/a", "x = 2\n", "hello", "0640"),  # content
+    ("/etc/a", "x = 1\n", "root", "0640"),  # group
+    ("/etc/a", "x = 1\n", "hello", "0644"),  # mode
+    ("/etc/b", "x = 1\n", "hello", "0640"),  # missing on the host
+])
+def test_any_difference_means_the_file_is_written(path: str, content: str, group: str, mode: str) -> None:
+    found = {"/etc/a": {"sha256": hashlib.sha256(b"x = 1\n").hexdigest(), "owner": "root", "group": "hello", "mode": "0640"}}
+    assert not file_is(found, path, content, "root", group, mode)

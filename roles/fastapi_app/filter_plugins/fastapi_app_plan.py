@@ -1,4 +1,5 @@
-"""Filter that decides how a deploy applies its changes to the running service.
+"""Filters that decide what a deploy changes: how it applies its changes to the running service,
+and which files it need not write.
 
 What the service was last started or reloaded with (applied.json, written after its health
 check passed) is compared with what is wanted now, so a run that failed half-way still applies
@@ -7,6 +8,7 @@ its change on the next run; what this run changed is counted too, as check mode 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 # The parts that decide the service, in the order the plan names them.
@@ -32,6 +34,14 @@ def change_plan(applied: dict[str, str], desired: dict[str, str], changed_now: d
     }
 
 
+def file_is(files: dict[str, dict[str, str]], path: str, content: str, owner: str, group: str, mode: str) -> bool:
+    """The host's file (as the host-state read found it) already has this content, owner, group
+    and mode: the task that would write it has nothing to do and skips its module run."""
+    found = files.get(path)
+    wanted = {"sha256": hashlib.sha256(content.encode()).hexdigest(), "owner": owner, "group": group, "mode": mode.rjust(4, "0")}
+    return found == wanted
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"fastapi_app_change_plan": change_plan}
+        return {"fastapi_app_change_plan": change_plan, "fastapi_app_file_is": file_is}

@@ -10,6 +10,7 @@ Read-only: it reports, it never changes the host.
 from __future__ import annotations
 
 import grp
+import hashlib
 import json
 import os
 import pwd
@@ -61,6 +62,13 @@ options:
     description: Where the role writes unit files.
     type: path
     default: /etc/systemd/system
+  files:
+    description:
+      - Files whose sha256, owner, group and mode are reported (the role's rendered configuration):
+        a template task whose rendering equals the file skips its own module run.
+    type: list
+    elements: path
+    default: []
   record:
     description: The app's deploy record (JSON lines, library/fastapi_app_deploy_record.py).
     type: path
@@ -93,6 +101,7 @@ instances: {description: "Enabled instances of the app's process units (multi-us
 current_since: {description: "When C(current) was last pointed at a release (UTC, ISO 8601), or an empty string.", type: str, returned: always}
 current_age_s: {description: "Seconds since then, or null.", type: int, returned: always}
 deploys: {description: "The last I(record_last) entries of I(record), oldest first; lines that are not JSON objects are skipped.", type: list, returned: always}
+files: {description: "Per existing file of I(files): sha256, owner, group and mode (four octal digits).", type: dict, returned: always}
 unit_states: {description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState; {} without I(service_units).", type: dict, returned: always}
 """
 
@@ -234,6 +243,20 @@ def unit_states(run_command: Any, units: list[str]) -> dict[str, dict[str, str]]
     return states
 
 
+def file_entry(path: str) -> dict[str, str] | None:
+    """sha256, owner, group and mode of a regular file; None when it is missing or not a file."""
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+    return {"sha256": digest, "owner": name_of(pwd.getpwuid, info.st_uid), "group": name_of(grp.getgrgid, info.st_gid),
+            "mode": f"{stat.S_IMODE(info.st_mode):04o}"}
+
+
 def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
     base = Path(params["base_dir"])
     current = link_release(base / "current")
@@ -257,6 +280,7 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
         "current_age_s": age,
         "deploys": last_records(params["record"], params["record_last"]),
         "unit_states": unit_states(run_command, watched),
+        "files": {path: entry for path in params["files"] if (entry := file_entry(path))},
     }
 
 
@@ -273,6 +297,7 @@ def main() -> None:
             "record": {"type": "path"},
             "record_last": {"type": "int", "default": 0},
             "service_units": {"type": "list", "elements": "str", "default": []},
+            "files": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
