@@ -82,6 +82,8 @@ def test_failed_migration_reported_with_the_database_error() -> None:
     assert "release command 'migrate'" in log
     assert re.search(r"psycopg\.errors\.\w+|division by zero|violates", log), log[-3000:]
     assert "keeps serving" in log
+    # The host that did not run it says why it stopped too.
+    assert "fastapi-app-realapp-app2: orders stopped with its batch: another host failed" in log, log[-3000:]
 
 
 def test_run_playbook_prints_the_serving_schema() -> None:
@@ -100,7 +102,7 @@ def test_no_failed_request_under_load(apps: dict[str, Any]) -> None:
             print(f"  {phase:<14}{figures['requests']:>8} requests {figures['failed']:>4} failed"
                   f" p99 {figures['p99_ms']} ms max {figures['max_ms']} ms")
         assert total["failed"] == 0, report["failures"]
-        for phase in ("steady", "expand", "bad_migration", "run", "lock", "env", "retire", "rollback"):
+        for phase in ("steady", "expand", "bad_migration", "run", "env", "retire", "rollback"):
             assert report["phases"][phase]["requests"] > 0, (name, phase)
 
 
