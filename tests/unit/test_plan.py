@@ -65,3 +65,18 @@ def test_a_file_with_the_same_content_owner_group_and_mode_needs_no_write() -> N
 def test_any_difference_means_the_file_is_written(path: str, content: str, group: str, mode: str) -> None:
     found = {"/etc/a": {"sha256": hashlib.sha256(b"x = 1\n").hexdigest(), "owner": "root", "group": "hello", "mode": "0640"}}
     assert not file_is(found, path, content, "root", group, mode)
+
+
+disk_sums = load("fastapi_app_plan", "roles/fastapi_app/filter_plugins/fastapi_app_plan.py").disk_sums
+
+
+def test_disk_sums_take_what_this_run_wrote_and_otherwise_what_the_host_had() -> None:
+    found = {"/etc/a": {"sha256": "old-a"}, "/etc/b": {"sha256": "old-b"}}
+    entries = [
+        {"path": "/etc/a", "written": True, "content": "new a\n"},
+        {"path": "/etc/b", "written": False, "content": "ignored"},
+        {"path": "/etc/c", "written": False, "content": "ignored"},
+    ]
+    assert disk_sums(found, entries, False) == [hashlib.sha256(b"new a\n").hexdigest(), "old-b", ""]
+    # Check mode writes nothing: the host keeps its files.
+    assert disk_sums(found, entries, True) == ["old-a", "old-b", ""]

@@ -42,6 +42,19 @@ def file_is(files: dict[str, dict[str, str]], path: str, content: str, owner: st
     return found == wanted
 
 
+def disk_sums(files: dict[str, dict[str, str]], entries: list[dict[str, Any]], check_mode: bool) -> list[str]:
+    """The sha256 of each entry's file as it is on the host after the configuration phase, '' for
+    a missing one: what this run wrote (`written`, outside check mode) is its `content`; any other
+    file is what the host-state read found, so the host is not read again."""
+    sums = []
+    for entry in entries:
+        if entry["written"] and not check_mode:
+            sums.append(hashlib.sha256(entry["content"].encode()).hexdigest())
+        else:
+            sums.append(files.get(entry["path"], {}).get("sha256", ""))
+    return sums
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"fastapi_app_change_plan": change_plan, "fastapi_app_file_is": file_is}
+        return {"fastapi_app_change_plan": change_plan, "fastapi_app_file_is": file_is, "fastapi_app_disk_sums": disk_sums}
