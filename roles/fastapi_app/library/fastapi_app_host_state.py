@@ -140,6 +140,12 @@ def name_of(lookup: Any, number: int) -> str:
         return str(number)
 
 
+def ownership(info: os.stat_result) -> dict[str, str]:
+    """Owner, group and mode (four octal digits) as the role's file tasks set them."""
+    return {"owner": name_of(pwd.getpwuid, info.st_uid), "group": name_of(grp.getgrgid, info.st_gid),
+            "mode": f"{stat.S_IMODE(info.st_mode):04o}"}
+
+
 def directory_entry(path: str) -> dict[str, str] | None:
     try:
         info = os.lstat(path)
@@ -147,8 +153,7 @@ def directory_entry(path: str) -> dict[str, str] | None:
         return None
     if not stat.S_ISDIR(info.st_mode):
         return None
-    return {"owner": name_of(pwd.getpwuid, info.st_uid), "group": name_of(grp.getgrgid, info.st_gid),
-            "mode": f"{stat.S_IMODE(info.st_mode):04o}"}
+    return ownership(info)
 
 
 def link_release(link: Path) -> str:
@@ -253,8 +258,7 @@ def file_entry(path: str) -> dict[str, str] | None:
             digest = hashlib.sha256(handle.read()).hexdigest()
     except OSError:
         return None
-    return {"sha256": digest, "owner": name_of(pwd.getpwuid, info.st_uid), "group": name_of(grp.getgrgid, info.st_gid),
-            "mode": f"{stat.S_IMODE(info.st_mode):04o}"}
+    return {"sha256": digest, **ownership(info)}
 
 
 def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
