@@ -46,7 +46,7 @@ def release(base: Path, name: str, mtime: float, record: dict[str, Any] | None =
 def params(base: Path, **overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {"packages": [], "group": MY_GROUP, "user": ME.pw_name, "directories": [], "base_dir": str(base),
                               "unit_prefix": "", "unit_dir": str(base / "units"), "record": None, "record_last": 0,
-                              "service_units": [], "files": []}
+                              "service_units": [], "files": [], "paths": []}
     values.update(overrides)
     return values
 
@@ -58,6 +58,7 @@ def test_a_new_host_has_nothing(tmp_path: Path) -> None:
         "packages_missing": [], "group": None, "user": None, "directories": {str(tmp_path / "missing"): None},
         "current": "", "previous": "", "releases": [], "applied": {}, "current_record": {}, "units": [], "instances": [],
         "current_since": "", "current_age_s": None, "deploys": [], "unit_states": {}, "files": {},
+        "paths": {},
     }
 
 
@@ -159,7 +160,8 @@ class FakeSystemctl(FakeDpkg):
         self.calls.append(argv)
         names = argv[argv.index("--") + 1:]
         blocks = [f"Id={n}\nLoadState={'loaded' if n in self.active else 'not-found'}\n"
-                  f"ActiveState={self.active.get(n, 'inactive')}\nSubState=x" for n in names]
+                  f"ActiveState={self.active.get(n, 'inactive')}\nSubState=x\n"
+                  f"UnitFileState={'enabled' if n in self.active else ''}" for n in names]
         return 0, "\n\n".join(blocks) + "\n", ""
 
 
@@ -175,6 +177,7 @@ def test_unit_states_cover_the_web_units_instances_and_timers_in_one_call(tmp_pa
     assert {unit: s["ActiveState"] for unit, s in state["unit_states"].items()} == {
         "shop.socket": "active", "shop.service": "active", "shop-worker@1.service": "failed", "shop-report.timer": "inactive"}
     assert state["unit_states"]["shop-report.timer"]["LoadState"] == "not-found"
+    assert state["unit_states"]["shop.socket"]["UnitFileState"] == "enabled"
     assert len([c for c in systemctl.calls if c[0] == "systemctl"]) == 1
 
 
@@ -213,3 +216,18 @@ def test_rendered_files_are_described_by_content_owner_group_and_mode(tmp_path: 
     state = hs.host_state(params(tmp_path, files=[str(conf), str(tmp_path / "missing"), str(tmp_path / "dir")]), FakeDpkg(set()))
     assert state["files"] == {str(conf): {"sha256": hashlib.sha256(b"workers = 2\n").hexdigest(), "owner": ME.pw_name,
                                           "group": grp.getgrgid(os.getgid()).gr_name, "mode": "0640"}}
+
+
+def test_paths_report_their_kind_and_a_links_target(tmp_path: Path) -> None:
+    (tmp_path / "site.conf").write_text("server {}\n")
+    (tmp_path / "enabled.conf").symlink_to(tmp_path / "site.conf")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "dir").mkdir()
+    wanted = [str(tmp_path / name) for name in ("site.conf", "enabled.conf", "dangling", "dir", "missing")]
+    state = hs.host_state(params(tmp_path, paths=wanted), FakeDpkg(set()))
+    assert state["paths"] == {
+        str(tmp_path / "site.conf"): {"type": "file", "target": ""},
+        str(tmp_path / "enabled.conf"): {"type": "link", "target": str(tmp_path / "site.conf")},
+        str(tmp_path / "dangling"): {"type": "link", "target": str(tmp_path / "nowhere")},
+        str(tmp_path / "dir"): {"type": "directory", "target": ""},
+    }

@@ -80,3 +80,17 @@ def test_disk_sums_take_what_this_run_wrote_and_otherwise_what_the_host_had() ->
     assert disk_sums(found, entries, False) == [hashlib.sha256(b"new a\n").hexdigest(), "old-b", ""]
     # Check mode writes nothing: the host keeps its files.
     assert disk_sums(found, entries, True) == ["old-a", "old-b", ""]
+
+
+unit_is_up = load("fastapi_app_plan", "roles/fastapi_app/filter_plugins/fastapi_app_plan.py").unit_is_up
+
+
+@pytest.mark.parametrize(("state", "up"), [
+    ({"ActiveState": "active", "UnitFileState": "enabled"}, True),
+    ({"ActiveState": "active", "UnitFileState": "disabled"}, False),
+    ({"ActiveState": "inactive", "UnitFileState": "enabled"}, False),
+    ({"ActiveState": "active", "UnitFileState": "enabled-runtime"}, False),
+    ({}, False),  # not read: the unit was not there
+])
+def test_only_a_running_enabled_unit_needs_no_start(state: dict[str, str], up: bool) -> None:
+    assert unit_is_up(state) is up

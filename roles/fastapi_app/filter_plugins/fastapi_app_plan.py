@@ -55,6 +55,13 @@ def disk_sums(files: dict[str, dict[str, str]], entries: list[dict[str, Any]], c
     return sums
 
 
+def unit_is_up(state: dict[str, str]) -> bool:
+    """A unit the host-state read found running and enabled: enabling and starting it again would
+    change nothing, so the task skips its module run."""
+    return state.get("ActiveState") == "active" and state.get("UnitFileState") == "enabled"
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"fastapi_app_change_plan": change_plan, "fastapi_app_file_is": file_is, "fastapi_app_disk_sums": disk_sums}
+        return {"fastapi_app_change_plan": change_plan, "fastapi_app_file_is": file_is, "fastapi_app_disk_sums": disk_sums,
+                "fastapi_app_unit_is_up": unit_is_up}

@@ -69,6 +69,13 @@ options:
     type: list
     elements: path
     default: []
+  paths:
+    description:
+      - Paths whose kind (and a link's target) is reported: a task that makes a link or removes a
+        file skips its module run when the host already is as wanted.
+    type: list
+    elements: path
+    default: []
   record:
     description: The app's deploy record (JSON lines, library/fastapi_app_deploy_record.py).
     type: path
@@ -102,7 +109,8 @@ current_since: {description: "When C(current) was last pointed at a release (UTC
 current_age_s: {description: "Seconds since then, or null.", type: int, returned: always}
 deploys: {description: "The last I(record_last) entries of I(record), oldest first; lines that are not JSON objects are skipped.", type: list, returned: always}
 files: {description: "Per existing file of I(files): sha256, owner, group and mode (four octal digits).", type: dict, returned: always}
-unit_states: {description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState; {} without I(service_units).", type: dict, returned: always}
+paths: {description: "Per existing path of I(paths): type (file, link, directory, other) and target (a link's, else empty).", type: dict, returned: always}
+unit_states: {description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState, UnitFileState; {} without I(service_units).", type: dict, returned: always}
 """
 
 
@@ -239,12 +247,12 @@ def unit_states(run_command: Any, units: list[str]) -> dict[str, dict[str, str]]
     """ActiveState, SubState and LoadState of each unit, from one `systemctl show`."""
     if not units:
         return {}
-    _, out, _ = run_command(["systemctl", "show", "--property=Id,ActiveState,SubState,LoadState", "--", *units])
+    _, out, _ = run_command(["systemctl", "show", "--property=Id,ActiveState,SubState,LoadState,UnitFileState", "--", *units])
     states: dict[str, dict[str, str]] = {}
     # One block per unit, in the order asked, separated by an empty line.
     for unit, block in zip(units, out.strip().split("\n\n")):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        states[unit] = {key: props.get(key, "") for key in ("ActiveState", "SubState", "LoadState")}
+        states[unit] = {key: props.get(key, "") for key in ("ActiveState", "SubState", "LoadState", "UnitFileState")}
     return states
 
 
@@ -259,6 +267,19 @@ def file_entry(path: str) -> dict[str, str] | None:
     except OSError:
         return None
     return {"sha256": digest, **ownership(info)}
+
+
+def path_entry(path: str) -> dict[str, str] | None:
+    """The kind of what is at path (file, link, directory, other) and a link's target; None when
+    nothing is there."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return {"type": "link", "target": os.readlink(path)}
+    kind = "file" if stat.S_ISREG(info.st_mode) else "directory" if stat.S_ISDIR(info.st_mode) else "other"
+    return {"type": kind, "target": ""}
 
 
 def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
@@ -285,6 +306,7 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
         "deploys": last_records(params["record"], params["record_last"]),
         "unit_states": unit_states(run_command, watched),
         "files": {path: entry for path in params["files"] if (entry := file_entry(path))},
+        "paths": {path: entry for path in params["paths"] if (entry := path_entry(path))},
     }
 
 
@@ -302,6 +324,7 @@ def main() -> None:
             "record_last": {"type": "int", "default": 0},
             "service_units": {"type": "list", "elements": "str", "default": []},
             "files": {"type": "list", "elements": "path", "default": []},
+            "paths": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
