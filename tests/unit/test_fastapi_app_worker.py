@@ -3,7 +3,7 @@
 Every test starts a real gunicorn master (``sys.executable -m gunicorn``) from a config file
 written to tmp_path, shaped like the role's gunicorn.conf.py: bound to a unix socket in tmp_path,
 ``worker_class = "fastapi_app_worker.UvicornWorker"``, ``on_starting`` calling
-``fastapi_app_worker.defer_ready()`` and the drain / WebSocket-grace seconds exported through
+``fastapi_app_worker.defer_ready(server.num_workers)`` and the drain / WebSocket-grace seconds exported through
 ``os.environ``. ``roles/fastapi_app/files`` is put on the subprocess' PYTHONPATH, as the role
 puts the module into the release's site-packages. NOTIFY_SOCKET points to a unix datagram socket
 the test owns, with SO_PASSCRED on so every datagram carries its sender's pid, like systemd's.
@@ -122,7 +122,7 @@ ON_STARTING = '''
 def on_starting(server):
     import fastapi_app_worker
 
-    fastapi_app_worker.defer_ready()
+    fastapi_app_worker.defer_ready(server.num_workers)
 '''
 
 # uvicorn's Server.shutdown() logs exactly this before it calls shutdown() on every connection;
@@ -402,7 +402,11 @@ def start_gunicorn(tmp_path: Path, notify: NotifySocket) -> Iterator[StartGunico
             for name, value in os.environ.items()
             if not name.startswith(("LISTEN_", "GUNICORN_", "FASTAPI_APP_", "NOTIFY_SOCKET", "PYTHONPATH"))
         }
+        runtime = tmp_path / "run"
+        runtime.mkdir()
         env.update(
+            # systemd's RuntimeDirectory=, where the workers count themselves serving.
+            RUNTIME_DIRECTORY=str(runtime),
             PYTHONPATH=os.pathsep.join([str(FILES), str(tmp_path)]),
             PYTHONUNBUFFERED="1",
             NOTIFY_SOCKET=str(notify.path),
@@ -438,14 +442,15 @@ def start_gunicorn(tmp_path: Path, notify: NotifySocket) -> Iterator[StartGunico
 # 1. readiness
 
 
-def test_ready_comes_from_each_worker_after_its_app_started(
-    start_gunicorn: StartGunicorn, notify: NotifySocket
-) -> None:
-    gunicorn = start_gunicorn(workers=2)
+def test_ready_comes_once_every_worker_serves(start_gunicorn: StartGunicorn, notify: NotifySocket) -> None:
+    gunicorn = start_gunicorn(workers=3)
 
     first = notify.receive(BOOT_TIMEOUT)
     assert first is not None, f"no READY=1 at all:\n{gunicorn.log()}"
-    # At that very moment a request is answered at once: the sender is serving.
+    # At that very moment every worker's app has started, and a request is answered at once.
+    workers = gunicorn.worker_pids()
+    started = {int(marker.name.removeprefix("started-")) for marker in notify.markers.iterdir()}
+    assert len(workers) == 3 and started >= workers, f"READY=1 while only {started} of {workers} serve"
     began = time.monotonic()
     connection = gunicorn.connect()
     response = connection.request("/")
@@ -454,22 +459,28 @@ def test_ready_comes_from_each_worker_after_its_app_started(
     assert response.status == 200
     assert answered_in < AT_ONCE, f"READY=1 came {answered_in:.2f}s before the app could answer"
 
-    while len(notify.received) < 2:
-        assert notify.receive(BOOT_TIMEOUT) is not None, f"only one READY=1:\n{gunicorn.log()}"
-    notify.receive_all(0.3)  # and nothing else follows (e.g. a late READY from the master)
-
-    workers = gunicorn.worker_pids()
-    assert len(workers) == 2
+    notify.receive_all(0.3)  # nothing else but, at most, a worker that counted all at the same moment
     for datagram in notify.received:
         assert datagram.pid != gunicorn.pid, "the master announced READY=1 itself"
         assert datagram.pid in workers
         assert datagram.payload == b"READY=1\nSTATUS=serving"
         assert datagram.app_started, "READY=1 before the sender's lifespan startup finished"
-    assert {d.pid for d in notify.received} == workers, "each worker announces itself once"
+    count = len(notify.received)
+    assert count < 3, "every worker announced itself, not the one that completed the set"
 
     gunicorn.terminate()
     assert gunicorn.wait_exit(time.monotonic() + DRAIN + 5) == 0
-    assert len(notify.received) == 2, "no notification on shutdown"
+    assert len(notify.received) == count, "no notification on shutdown"
+
+
+def test_without_a_runtime_directory_each_worker_announces_itself(
+    start_gunicorn: StartGunicorn, notify: NotifySocket
+) -> None:
+    gunicorn = start_gunicorn(workers=2, extra_env={"RUNTIME_DIRECTORY": ""})
+    while len(notify.received) < 2:
+        assert notify.receive(BOOT_TIMEOUT) is not None, f"only one READY=1:\n{gunicorn.log()}"
+    assert {d.pid for d in notify.received} == gunicorn.worker_pids()
+    assert all(d.app_started for d in notify.received)
 
 
 def test_baseline_without_defer_ready_the_master_announces_too_early(

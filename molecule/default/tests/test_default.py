@@ -166,6 +166,21 @@ def test_reload_replaces_workers_and_keeps_serving(host, app):
     assert served_by <= new_workers, f"answers came from {served_by}, new workers are {new_workers}"
 
 
+def test_handover_master_accepts_on_the_app_socket(host, app):
+    # The main master's processes frozen (still active, so the socket starts nothing): what
+    # answers on the socket can only be the handover master's workers.
+    name = app["fastapi_app_name"]
+    assert host.run("systemctl start %s-handover.service", name).rc == 0
+    handover = child_pids(host, service_show(host, f"{name}-handover.service", "MainPID")["MainPID"])
+    assert host.run("systemctl kill --signal=SIGSTOP %s.service", name).rc == 0
+    try:
+        served_by = {str(curl_json(host, "http://localhost/", "--unix-socket", socket_path(app))["pid"]) for _ in range(5)}
+    finally:
+        host.run("systemctl kill --signal=SIGCONT %s.service", name)
+        host.run("systemctl stop %s-handover.service", name)
+    assert served_by <= handover, f"answers came from {served_by}, the handover master's workers are {handover}"
+
+
 def test_stopped_service_is_started_by_its_socket(host, app):
     name = app["fastapi_app_name"]
     assert host.run("systemctl stop %s.service", name).rc == 0

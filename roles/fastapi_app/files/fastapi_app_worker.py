@@ -15,8 +15,10 @@ zero_downtime scenario fail if an upgrade breaks them):
    ``FASTAPI_APP_WEBSOCKET_GRACE_SECONDS``.
 2. Readiness. gunicorn tells systemd READY=1 when its master is up, before any worker has
    imported the app, so "active" did not mean "serving". gunicorn.conf.py hides NOTIFY_SOCKET
-   from the master (``defer_ready``) and each worker sends READY=1 once its app has started and
-   it accepts connections; with ``NotifyAccess=all`` a start job ends when the app serves.
+   from the master (``defer_ready``); each worker marks itself serving once its app has started
+   and it accepts connections, and the one that completes the set sends READY=1. With
+   ``NotifyAccess=all`` a start job ends when every worker serves: a handover stops the old
+   master only then, not while the new one still boots workers on the same CPUs.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from gunicorn.arbiter import Arbiter
@@ -40,6 +44,9 @@ except ImportError:  # pragma: no cover - the role always installs httptools
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 NOTIFY_ENV = "FASTAPI_APP_NOTIFY_SOCKET"
+# Set by the master (defer_ready): where its workers mark themselves serving, and how many it has.
+SERVING_DIR_ENV = "FASTAPI_APP_SERVING_DIR"
+WORKERS_ENV = "FASTAPI_APP_WORKERS"
 logger = logging.getLogger("uvicorn.error")
 # Set once this worker's server starts shutting down (one server per worker process).
 _draining = False
@@ -120,10 +127,37 @@ class GraceWebSocketProtocol(WebSocketsSansIOProtocol):
             super().shutdown()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def all_workers_serving() -> bool:
+    """Mark this worker serving; true once every worker of its master is. Each worker writes its
+    mark before it counts, so the last one to start always sees them all; a worker that died
+    after its mark does not count."""
+    directory = os.environ.get(SERVING_DIR_ENV)
+    if not directory:
+        return True
+    try:
+        Path(directory, str(os.getpid())).touch()
+        serving = [name for name in os.listdir(directory) if name.isdigit() and _alive(int(name))]
+    except OSError as error:
+        logger.warning("could not count the serving workers, announcing readiness: %s", error)
+        return True
+    return len(serving) >= int(os.environ.get(WORKERS_ENV, "1"))
+
+
 def notify_ready() -> None:
-    """Send READY=1 to systemd on the socket gunicorn.conf.py kept aside for the workers."""
+    """Send READY=1 to systemd on the socket gunicorn.conf.py kept aside for the workers, once
+    every worker serves."""
     address = os.environ.get(NOTIFY_ENV, "")
-    if not address:
+    if not address or not all_workers_serving():
         return
     if address[0] == "@":
         address = "\0" + address[1:]
@@ -137,11 +171,21 @@ def notify_ready() -> None:
         logger.warning("could not notify systemd of readiness: %s", error)
 
 
-def defer_ready() -> None:
-    """Called from gunicorn's on_starting hook: the master must not announce READY itself."""
+def defer_ready(workers: int = 1) -> None:
+    """Called from gunicorn's on_starting hook: the master must not announce READY itself; its
+    `workers` do once all of them serve, counted in the unit's runtime directory (without one,
+    each worker announces itself)."""
     address = os.environ.pop("NOTIFY_SOCKET", None)
-    if address:
-        os.environ[NOTIFY_ENV] = address
+    if not address:
+        return
+    os.environ[NOTIFY_ENV] = address
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime and workers > 1:
+        serving = os.path.join(runtime, "serving")
+        shutil.rmtree(serving, ignore_errors=True)
+        os.makedirs(serving)
+        os.environ[SERVING_DIR_ENV] = serving
+        os.environ[WORKERS_ENV] = str(workers)
 
 
 class ReadyServer(Server):

