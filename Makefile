@@ -2,12 +2,13 @@
 # make test  - lint, unit tests and every Molecule scenario (what .ci/run runs)
 # make bench - serving benchmark: ceiling, tutorial recipe and the role side by side (benchmarks/)
 # make timings - fresh converge, no-change re-run and code-only redeploy times on the demo container
+# make collection - build the Ansible collection fastapi_ops.app (galaxy.yml) into dist/
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: demo demo-clean test bootstrap lint unit molecule bench timings
+.PHONY: demo demo-clean test bootstrap lint unit molecule bench timings collection
 
 demo:
 	scripts/demo.sh
@@ -22,6 +23,10 @@ bench:
 
 timings:
 	scripts/deploy-timings.sh
+
+# dist/fastapi_ops-app-<version>.tar.gz; install it with ansible-galaxy collection install <tarball>.
+collection:
+	ansible-galaxy collection build --force --output-path dist .
 
 bootstrap:
 	scripts/bootstrap.sh all

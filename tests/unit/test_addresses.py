@@ -1,4 +1,4 @@
-"""Unit tests for roles/fastapi_app/filter_plugins/fastapi_app_addresses.py."""
+"""Unit tests for plugins/filter/fastapi_app_addresses.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from modload import load
 
-addresses = load("fastapi_app_addresses", "roles/fastapi_app/filter_plugins/fastapi_app_addresses.py")
+addresses = load("fastapi_app_addresses", "plugins/filter/fastapi_app_addresses.py")
 
 
 def test_addresses_and_networks_of_both_families_pass() -> None:

@@ -1,5 +1,5 @@
-"""How a release is identified and installed (filter_plugins/fastapi_app_build.py) and how the
-systemd settings become unit lines and systemd-run arguments (filter_plugins/fastapi_app_units.py)."""
+"""How a release is identified and installed (plugins/filter/fastapi_app_build.py) and how the
+systemd settings become unit lines and systemd-run arguments (plugins/filter/fastapi_app_units.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 import pytest
 from modload import load
 
-build = load("fastapi_app_build", "roles/fastapi_app/filter_plugins/fastapi_app_build.py")
-units = load("fastapi_app_units", "roles/fastapi_app/filter_plugins/fastapi_app_units.py")
+build = load("fastapi_app_build", "plugins/filter/fastapi_app_build.py")
+units = load("fastapi_app_units", "plugins/filter/fastapi_app_units.py")
 
 DEPS = {"python": "/usr/bin/python3", "runtime_packages": ["gunicorn==27.0.1"], "requirements": [], "constraints": [],
         "pip_extra_args": "", "worker": "w" * 64}

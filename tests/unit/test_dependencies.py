@@ -1,11 +1,11 @@
-"""The requires-python check of roles/fastapi_app/filter_plugins/fastapi_app_dependencies.py."""
+"""The requires-python check of plugins/filter/fastapi_app_dependencies.py."""
 
 from __future__ import annotations
 
 import pytest
 from modload import load
 
-deps = load("fastapi_app_dependencies", "roles/fastapi_app/filter_plugins/fastapi_app_dependencies.py")
+deps = load("fastapi_app_dependencies", "plugins/filter/fastapi_app_dependencies.py")
 
 
 @pytest.mark.parametrize(("requires", "version"), [("", "3.11.2"), (">=3.11", "3.11.2"), (">=3.11,<3.14", "3.13.5"), ("~=3.11", "3.12.0")])

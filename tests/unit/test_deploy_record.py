@@ -1,4 +1,4 @@
-"""Unit tests for roles/fastapi_app/library/fastapi_app_deploy_record.py (the deploy record's writer)."""
+"""Unit tests for plugins/modules/fastapi_app_deploy_record.py (the deploy record's writer)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from modload import load
 
-dr = load("fastapi_app_deploy_record", "roles/fastapi_app/library/fastapi_app_deploy_record.py")
+dr = load("fastapi_app_deploy_record", "plugins/modules/fastapi_app_deploy_record.py")
 
 ENTRY = {"app": "hello", "host": "web1", "kind": "deploy", "release_old": "1.0-a", "release_new": "1.1-b",
          "action": "handover", "changes": ["release"], "duration_s": 12.3, "result": "ok", "user": "alice",

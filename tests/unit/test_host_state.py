@@ -1,4 +1,4 @@
-"""Unit tests for roles/fastapi_app/library/fastapi_app_host_state.py (the no-change path's one read)."""
+"""Unit tests for plugins/modules/fastapi_app_host_state.py (the no-change path's one read)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from modload import load
 
-hs = load("fastapi_app_host_state", "roles/fastapi_app/library/fastapi_app_host_state.py")
+hs = load("fastapi_app_host_state", "plugins/modules/fastapi_app_host_state.py")
 
 ME = pwd.getpwuid(os.getuid())
 MY_GROUP = grp.getgrgid(os.getgid()).gr_name

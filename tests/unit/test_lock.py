@@ -1,4 +1,4 @@
-"""Unit tests for roles/fastapi_app/library/fastapi_app_lock.py (the deploy lock)."""
+"""Unit tests for plugins/modules/fastapi_app_lock.py (the deploy lock)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from modload import load
 
-lock = load("fastapi_app_lock", "roles/fastapi_app/library/fastapi_app_lock.py")
+lock = load("fastapi_app_lock", "plugins/modules/fastapi_app_lock.py")
 
 NOW = 1_800_000_000.0
 

@@ -1,4 +1,4 @@
-"""The change plan of roles/fastapi_app/filter_plugins/fastapi_app_plan.py."""
+"""The change plan of plugins/filter/fastapi_app_plan.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from modload import load
 
-plan = load("fastapi_app_plan", "roles/fastapi_app/filter_plugins/fastapi_app_plan.py").change_plan
+plan = load("fastapi_app_plan", "plugins/filter/fastapi_app_plan.py").change_plan
 
 APPLIED = {"release": "r1", "gunicorn_conf": "g", "env": "e", "socket": "s", "service": "u"}
 
@@ -43,7 +43,7 @@ def test_an_incomplete_desired_state_is_refused() -> None:
         plan(APPLIED, {"release": "r1", "gunicorn_conf": "g", "socket": "s", "service": "u"}, {})
 
 
-file_is = load("fastapi_app_plan", "roles/fastapi_app/filter_plugins/fastapi_app_plan.py").file_is
+file_is = load("fastapi_app_plan", "plugins/filter/fastapi_app_plan.py").file_is
 
 
 def test_a_file_with_the_same_content_owner_group_and_mode_needs_no_write() -> None:
@@ -63,7 +63,7 @@ def test_any_difference_means_the_file_is_written(path: str, content: str, group
     assert not file_is(found, path, content, "root", group, mode)
 
 
-disk_sums = load("fastapi_app_plan", "roles/fastapi_app/filter_plugins/fastapi_app_plan.py").disk_sums
+disk_sums = load("fastapi_app_plan", "plugins/filter/fastapi_app_plan.py").disk_sums
 
 
 def test_disk_sums_take_what_this_run_wrote_and_otherwise_what_the_host_had() -> None:
@@ -78,7 +78,7 @@ def test_disk_sums_take_what_this_run_wrote_and_otherwise_what_the_host_had() ->
     assert disk_sums(found, entries, True) == ["old-a", "old-b", ""]
 
 
-unit_is_up = load("fastapi_app_plan", "roles/fastapi_app/filter_plugins/fastapi_app_plan.py").unit_is_up
+unit_is_up = load("fastapi_app_plan", "plugins/filter/fastapi_app_plan.py").unit_is_up
 
 
 @pytest.mark.parametrize(("state", "up"), [

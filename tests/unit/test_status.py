@@ -1,10 +1,10 @@
-"""Unit tests for roles/fastapi_app/filter_plugins/fastapi_app_status.py (playbooks/status.yml's report)."""
+"""Unit tests for plugins/filter/fastapi_app_status.py (playbooks/status.yml's report)."""
 
 from __future__ import annotations
 
 from modload import load
 
-st = load("fastapi_app_status", "roles/fastapi_app/filter_plugins/fastapi_app_status.py")
+st = load("fastapi_app_status", "plugins/filter/fastapi_app_status.py")
 
 WEB = ["shop.socket", "shop.service"]
 

@@ -1,6 +1,6 @@
 """Unit tests for the check of fastapi_app_* variable names (issue 14, part 6).
 
-roles/fastapi_app/filter_plugins/fastapi_app_variables.py decides which names are unknown and
+plugins/filter/fastapi_app_variables.py decides which names are unknown and
 what to suggest; roles/fastapi_app/tasks/validate_names.yml feeds it every fastapi_app_* variable
 the host sees. The last tests run that task file with ansible-playbook against localhost (local
 connection; the task is an assert, so nothing runs on or changes the machine) to prove the
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "fastapi_app"
 TASK_NAME = "Check that every fastapi_app_* variable is a known one"
 
-names = load("fastapi_app_variables", "roles/fastapi_app/filter_plugins/fastapi_app_variables.py")
+names = load("fastapi_app_variables", "plugins/filter/fastapi_app_variables.py")
 
 KNOWN = ["fastapi_app_name", "fastapi_app_gunicorn_workers", "fastapi_app_gunicorn_timeout", "fastapi_app_secrets", "fastapi_app_user"]
 
@@ -88,7 +88,7 @@ def test_every_unknown_name_once_in_order() -> None:
 def test_the_task_uses_the_filter_the_plugin_exports() -> None:
     exported = names.FilterModule().filters()
     assert exported["fastapi_app_unknown_variables"] is names.unknown_variables
-    assert "fastapi_app_unknown_variables(" in (ROLE / "tasks" / "validate_names.yml").read_text()
+    assert "fastapi_ops.app.fastapi_app_unknown_variables(" in (ROLE / "tasks" / "validate_names.yml").read_text()
 
 
 # --- the project's playbook variables ---
@@ -140,7 +140,8 @@ def run_check(
         "tasks": [{"ansible.builtin.include_role": {"name": "fastapi_app", "tasks_from": "validate_names"}}],
     }
     (tmp_path / "check.yml").write_text(json.dumps([play]))
-    (tmp_path / "ansible.cfg").write_text(f"[defaults]\nroles_path = {ROOT / 'roles'}\n")
+    # The role calls its filters as fastapi_ops.app.*: this checkout is that collection (playbooks/collections).
+    (tmp_path / "ansible.cfg").write_text(f"[defaults]\nroles_path = {ROOT / 'roles'}\ncollections_path = {ROOT / 'playbooks' / 'collections'}\n")
     env = {**os.environ, "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_NOCOLOR": "1"}
     argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "hosts.yml", "check.yml", "--extra-vars", json.dumps(extra_vars or {})]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

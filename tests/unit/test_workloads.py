@@ -1,4 +1,4 @@
-"""Unit tests for roles/fastapi_app/filter_plugins/fastapi_app_workloads.py."""
+"""Unit tests for plugins/filter/fastapi_app_workloads.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from modload import load
 
-wl = load("fastapi_app_workloads", "roles/fastapi_app/filter_plugins/fastapi_app_workloads.py")
+wl = load("fastapi_app_workloads", "plugins/filter/fastapi_app_workloads.py")
 
 MIGRATE = {"name": "migrate", "command": "alembic upgrade head"}
 WORKER = {"name": "worker", "command": ["python", "-m", "orders_app.worker"]}

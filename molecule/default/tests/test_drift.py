@@ -1,5 +1,5 @@
 """A re-run puts back what was changed by hand: the account and directory tasks run only when the
-one host-state read (library/fastapi_app_host_state.py) finds a difference, so that read must see it.
+one host-state read (plugins/modules/fastapi_app_host_state.py) finds a difference, so that read must see it.
 One deploy repairs every host at once; each host's test asserts on its own state."""
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ options:
     required: true
   unit_prefix:
     description:
-      - Name prefix of the app's process and timer units in I(unit_dir); only files whose first lines hold
-        C(# fastapi_app: <unit_prefix without the trailing dash>) count, so another app whose name shares the prefix is never listed.
+      - "Name prefix of the app's process and timer units in I(unit_dir); only files whose first lines hold
+        C(# fastapi_app: <unit_prefix without the trailing dash>) count, so another app whose name shares the prefix is never listed."
     type: str
     default: ""
   unit_dir:
@@ -64,20 +64,20 @@ options:
     default: /etc/systemd/system
   files:
     description:
-      - Files whose sha256, owner, group and mode are reported (the role's rendered configuration):
-        a template task whose rendering equals the file skips its own module run.
+      - "Files whose sha256, owner, group and mode are reported (the role's rendered configuration):
+        a template task whose rendering equals the file skips its own module run."
     type: list
     elements: path
     default: []
   paths:
     description:
-      - Paths whose kind (and a link's target) is reported: a task that makes a link or removes a
-        file skips its module run when the host already is as wanted.
+      - "Paths whose kind (and a link's target) is reported: a task that makes a link or removes a
+        file skips its module run when the host already is as wanted."
     type: list
     elements: path
     default: []
   record:
-    description: The app's deploy record (JSON lines, library/fastapi_app_deploy_record.py).
+    description: The app's deploy record (JSON lines, plugins/modules/fastapi_app_deploy_record.py).
     type: path
   record_last:
     description: How many of the last deploys in I(record) to return.
