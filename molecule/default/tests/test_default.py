@@ -188,5 +188,9 @@ def test_stopped_service_is_started_by_its_socket(host, app):
     assert host.service(f"{name}.socket").is_running
     body = curl_json(host, f"{NGINX}/healthz")
     assert body == {"status": "ok"}
-    assert host.service(f"{name}.service").is_running
+    # Its first worker answered; the start job ends once every worker serves (READY=1 then).
     wait_for_workers(host, app, app["fastapi_app_gunicorn_workers"])
+    deadline = time.monotonic() + 30
+    while not host.service(f"{name}.service").is_running:
+        assert time.monotonic() < deadline, f"{name}.service never became active after its socket started it"
+        time.sleep(0.5)
