@@ -64,7 +64,9 @@ MARKERS = Path(os.environ["TEST_MARKER_DIR"])
 
 @asynccontextmanager
 async def lifespan(app):
-    await asyncio.sleep(float(os.environ["TEST_STARTUP_DELAY"]))
+    # A file in the working directory overrides the delay for workers booted after it is written.
+    override = Path("startup-delay")
+    await asyncio.sleep(float(override.read_text() if override.exists() else os.environ["TEST_STARTUP_DELAY"]))
     if os.environ.get("TEST_STARTUP_FAIL"):
         raise RuntimeError("lifespan startup fails on purpose")
     (MARKERS / f"started-{os.getpid()}").write_text(repr(time.time()))
@@ -123,6 +125,12 @@ def on_starting(server):
     import fastapi_app_worker
 
     fastapi_app_worker.defer_ready(server.num_workers)
+
+
+def on_reload(server):
+    import fastapi_app_worker
+
+    fastapi_app_worker.mark_reload()
 '''
 
 # uvicorn's Server.shutdown() logs exactly this before it calls shutdown() on every connection;
@@ -768,3 +776,58 @@ def test_an_app_that_cannot_start_stops_gunicorn_without_ready(
     assert rc == code, gunicorn.log()
     assert f"Reason: {reason}" in gunicorn.log()
     assert notify.receive_all(0.1) == [], "READY=1 from an app that never served"
+
+
+# --------------------------------------------------------------------------------------------
+# 5. reloads (HUP)
+
+RELOAD_STARTUP_DELAY = 3.0  # the new workers' lifespan startup after the HUP
+
+
+def ask_new_connection(gunicorn: Gunicorn, timeout: float) -> tuple[int, float]:
+    """The pid that answers GET / on a fresh connection, and how long the answer took."""
+    began = time.monotonic()
+    connection = gunicorn.connect()
+    try:
+        response = connection.request("/", timeout=timeout)
+    finally:
+        connection.close()
+    assert response.status == 200
+    return response.json()["pid"], time.monotonic() - began
+
+
+@pytest.mark.parametrize("worker_class", [WORKER, PLAIN_WORKER])
+def test_a_reload_keeps_the_old_workers_accepting_until_the_new_ones_serve(
+    start_gunicorn: StartGunicorn, tmp_path: Path, worker_class: str
+) -> None:
+    """After a HUP the new workers spend RELOAD_STARTUP_DELAY starting their app. The role's
+    worker keeps the old ones accepting meanwhile: a request on a new connection is answered at
+    once, by an old worker. uvicorn-worker's own (the baseline) stops them at once: the request
+    waits for a new worker. A stop after the reload does not wait for anything."""
+    gunicorn = start_gunicorn(worker_class=worker_class, workers=2)
+    gunicorn.wait_serving()
+    old = gunicorn.worker_pids()
+    assert len(old) == 2
+    (tmp_path / "startup-delay").write_text(str(RELOAD_STARTUP_DELAY))
+
+    os.kill(gunicorn.pid, signal.SIGHUP)
+    time.sleep(0.5)  # the old workers were told to stop; the new ones are starting their app
+    pid, took = ask_new_connection(gunicorn, timeout=RELOAD_STARTUP_DELAY + 5)
+
+    if worker_class == PLAIN_WORKER:
+        assert pid not in old and took >= AT_ONCE, "the baseline answered from an old worker"
+        return
+    assert pid in old, f"answered by a new worker after {took:.2f} s: the old ones stopped accepting\n{gunicorn.log()}"
+    assert took < AT_ONCE
+
+    # The new workers take over, the old ones leave.
+    deadline = time.monotonic() + RELOAD_STARTUP_DELAY + DRAIN + 5
+    while gunicorn.worker_pids() & old or len(gunicorn.worker_pids()) != 2:
+        assert time.monotonic() < deadline, f"the old workers {old} still run:\n{gunicorn.log()}"
+        time.sleep(0.1)
+    pid, _ = ask_new_connection(gunicorn, timeout=5)
+    assert pid in gunicorn.worker_pids()
+
+    # The reload is over: stopping now drains and exits without waiting for replacements.
+    terminated = gunicorn.terminate()
+    assert gunicorn.wait_exit(terminated + DRAIN + 2) == 0, gunicorn.log()

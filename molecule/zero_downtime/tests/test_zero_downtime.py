@@ -49,7 +49,8 @@ def test_enough_load_and_no_failed_request(report: dict[str, Any]) -> None:
     total = report["total"]
     assert total["requests"] >= 20_000
     assert total["failed"] == 0, report["failures"]
-    for name in STEPS:
+    # "reload": the metrics test's systemctl reload (HUP), after the rollback.
+    for name in [*STEPS, "reload"]:
         assert report["phases"][name]["requests"] > 0, f"no load during {name}"
         assert report["phases"][name]["failed"] == 0, name
     for kind in ("get_keepalive", "get_new_conn", "post"):
