@@ -349,6 +349,22 @@ def test_archive_without_pyproject_has_unknown_dependencies(tmp_path: Path) -> N
     assert sa.describe("archive", archive, tmp_path / "cache")["dependencies"] is None
 
 
+@pytest.mark.parametrize(("files", "installable"), [
+    (["pyproject.toml", "main.py"], True),
+    (["setup.py", "main.py"], True),
+    (["main.py", "sub/pyproject.toml"], False),  # only the root counts, as pip installs the root
+])
+def test_installable_when_the_root_has_a_project_file(tmp_path: Path, files: list[str], installable: bool) -> None:
+    source = tmp_path / "src"
+    for name in files:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(PYPROJECT if name.endswith(".toml") else "x")
+    assert sa.describe("dir", source, tmp_path / "cache")["installable"] is installable
+    archive = write_tar(tmp_path / "app.tar.gz", {f"app-1.0/{name}": (PYPROJECT if name.endswith(".toml") else "x").encode()
+                                                  for name in files})
+    assert sa.describe("archive", archive, tmp_path / "cache")["installable"] is installable
+
+
 # --- dir kind: cache ----------------------------------------------------------------------------
 
 
@@ -440,6 +456,7 @@ def test_package_version_and_hash(tmp_path: Path, name: str, version: str) -> No
         "version": version,
         "artifact": str(package),
         "strip_components": 0,
+        "installable": False,  # installed as the package file, never as a tree
         # An sdist's metadata may be computed by its build: not known before the build.
         "dependencies": [] if name.endswith(".whl") else None,
         "requires_python": "",
@@ -484,7 +501,7 @@ def test_main_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     out, err = capsys.readouterr()
     assert err == ""
     result = json.loads(out)
-    assert set(result) == {"sha256", "version", "artifact", "strip_components", "dependencies", "requires_python", "lock"}
+    assert set(result) == {"sha256", "version", "artifact", "strip_components", "installable", "dependencies", "requires_python", "lock"}
     assert result == pack(source, tmp_path / "cache")
 
 

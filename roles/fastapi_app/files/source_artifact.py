@@ -3,7 +3,8 @@
 
 Runs on the controller (delegate_to: localhost, run_once) so that every host of a play gets the
 same bytes and the same release id, and so that a directory is shipped as one archive instead
-of file by file. Prints one JSON object: sha256, version, artifact (path), strip_components and
+of file by file. Prints one JSON object: sha256, version, artifact (path), strip_components,
+installable (the tree's root holds pyproject.toml or setup.py), requires_python, lock and
 dependencies: the app's declared requirements when they are static (pyproject.toml's [project]
 table, a wheel's metadata), else null. Equal dependencies let a release reuse the virtualenv of
 the one before it.
@@ -204,6 +205,8 @@ def project_facts(read: Callable[[str], bytes | None], lockfile: str, project_di
         raise ValueError(f"fastapi_app_project_dir: {project_dir} has no pyproject.toml in the source")
     version = tomllib.loads(pyproject.decode()).get("project", {}).get("version", "") if pyproject else ""
     return {"version": version if isinstance(version, str) else "",
+            # pip installs the source tree itself only when its root has one of these.
+            "installable": any(read(name) is not None for name in ("pyproject.toml", "setup.py")),
             "dependencies": pyproject_dependencies(pyproject),
             "requires_python": pyproject_requires_python(pyproject),
             "lock": find_lock(read, lockfile, project_dir)}
@@ -240,7 +243,8 @@ def describe(kind: str, source: Path, cache_dir: Path, lockfile: str = "", proje
         if not source.name.endswith(PACKAGE_SUFFIXES):
             raise ValueError(f"fastapi_app_source_path: {source.name} is not a wheel or sdist ({', '.join(PACKAGE_SUFFIXES)})")
         return {"sha256": sha256_file(source), "version": package_version(source.name), "artifact": str(source),
-                "strip_components": 0, "dependencies": wheel_dependencies(source), "requires_python": "", "lock": None}
+                "strip_components": 0, "installable": False, "dependencies": wheel_dependencies(source), "requires_python": "",
+                "lock": None}
     raise ValueError(f"fastapi_app_source_kind: {kind} has no controller-side artifact")
 
 
