@@ -40,10 +40,13 @@ def venv_argv(venv: str, python: str, uv: str = "") -> list[str]:
 
 def locked_install_argv(release_dir: str, installer: str, uv: str, uv_cache: str) -> list[str]:
     """Install exactly the wheels of the release's install.txt, each checked against its hash, from
-    the release's own files (nothing is resolved or downloaded)."""
+    the release's own files (nothing is resolved or downloaded). uv compiles the bytecode, as pip
+    does by default: the sandbox's read-only system would otherwise make every worker compile
+    every module it imports at each start."""
     wheels = f"{release_dir}/wheelhouse"
     if installer == "uv":
-        head = [uv, "pip", "sync", "--quiet", "--python", f"{release_dir}/venv/bin/python", "--offline", "--cache-dir", uv_cache]
+        head = [uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", f"{release_dir}/venv/bin/python", "--offline",
+                "--cache-dir", uv_cache]
     else:
         head = [f"{release_dir}/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--no-deps", "--requirement"]
     return [*head, f"{wheels}/install.txt", "--no-index", "--find-links", f"{wheels}/wheels", "--require-hashes"]

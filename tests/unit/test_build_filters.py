@@ -49,6 +49,8 @@ def test_locked_install_is_offline_and_hash_checked(installer: str) -> None:
     assert argv[-5:] == ["/r/wheelhouse/install.txt", "--no-index", "--find-links", "/r/wheelhouse/wheels", "--require-hashes"]
     assert argv[0] == ("/t/uv" if installer == "uv" else "/r/venv/bin/pip")
     assert ("--offline" in argv) == (installer == "uv")
+    # pip compiles bytecode by default, uv only when asked: the service cannot write it later.
+    assert ("--compile-bytecode" in argv) == (installer == "uv")
 
 
 def test_install_target_by_source_kind() -> None:
