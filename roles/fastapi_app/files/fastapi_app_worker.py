@@ -147,6 +147,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def serving_marks(directory: str) -> list[str]:
+    """The marks (file names: pids) of the workers in the serving directory that still run."""
+    return [name for name in os.listdir(directory) if name.isdigit() and _alive(int(name))]
+
+
 def all_workers_serving() -> bool:
     """Mark this worker serving; true once every worker of its master is. Each worker writes its
     mark before it counts, so the last one to start always sees them all; a worker that died
@@ -156,7 +161,7 @@ def all_workers_serving() -> bool:
         return True
     try:
         Path(directory, str(os.getpid())).touch()
-        serving = [name for name in os.listdir(directory) if name.isdigit() and _alive(int(name))]
+        serving = serving_marks(directory)
     except OSError as error:
         logger.warning("could not count the serving workers, announcing readiness: %s", error)
         return True
@@ -184,8 +189,7 @@ def replacements_serving() -> bool:
         reload_at = os.stat(os.path.join(directory, RELOAD_MARK)).st_mtime_ns
         if reload_at < os.stat(os.path.join(directory, str(os.getpid()))).st_mtime_ns:
             return True
-        marks = [name for name in os.listdir(directory) if name.isdigit() and _alive(int(name))]
-        newer = sum(1 for name in marks if os.stat(os.path.join(directory, name)).st_mtime_ns >= reload_at)
+        newer = sum(1 for name in serving_marks(directory) if os.stat(os.path.join(directory, name)).st_mtime_ns >= reload_at)
     except OSError:
         return True
     return newer >= int(os.environ.get(WORKERS_ENV, "1"))
