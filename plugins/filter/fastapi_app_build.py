@@ -33,23 +33,28 @@ def release_keys(deps: dict[str, Any], source_kind: str, source_digest: str, loc
     return {"id_hash": _digest(inputs)[:12], "venv_key": _digest(venv)[:16] if app_dependencies is not None and not lock else ""}
 
 
-def venv_argv(venv: str, python: str, uv: str = "") -> list[str]:
-    """Create a virtualenv with uv when given its path, else with the interpreter's venv module."""
-    return [uv, "venv", "--quiet", "--python", python, venv] if uv else [python, "-m", "venv", venv]
+def venv_argv(venv: str, python: str, uv: str, worker: str) -> list[str]:
+    """Create a virtualenv (with uv when given its path, else with the interpreter's venv module)
+    and install the role's gunicorn worker module, read from standard input, at `worker`."""
+    create = [uv, "venv", "--quiet", "--python", python, venv] if uv else [python, "-m", "venv", venv]
+    return ["sh", "-c", 'worker=$1; shift; "$@" && install -m 0644 /dev/stdin "$worker"', "create-venv", worker, *create]
 
 
 def locked_install_argv(release_dir: str, installer: str, uv: str, uv_cache: str) -> list[str]:
     """Install exactly the wheels of the release's install.txt, each checked against its hash, from
-    the release's own files (nothing is resolved or downloaded). uv compiles the bytecode, as pip
-    does by default: the sandbox's read-only system would otherwise make every worker compile
-    every module it imports at each start."""
+    the release's own files (nothing is resolved or downloaded), then keep manifest.json and
+    install.txt in the release and delete the wheels. uv compiles the bytecode, as pip does by
+    default: the sandbox's read-only system would otherwise make every worker compile every
+    module it imports at each start."""
     wheels = f"{release_dir}/wheelhouse"
     if installer == "uv":
         head = [uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", f"{release_dir}/venv/bin/python", "--offline",
                 "--cache-dir", uv_cache]
     else:
         head = [f"{release_dir}/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--no-deps", "--requirement"]
-    return [*head, f"{wheels}/install.txt", "--no-index", "--find-links", f"{wheels}/wheels", "--require-hashes"]
+    keep = 'wheels=$1; shift; "$@" && cp "$wheels/manifest.json" "$wheels/install.txt" "$wheels/.." && rm -rf "$wheels"'
+    return ["sh", "-c", keep, "install-locked", wheels,
+            *head, f"{wheels}/install.txt", "--no-index", "--find-links", f"{wheels}/wheels", "--require-hashes"]
 
 
 def install_target(source_kind: str, release_dir: str, has_project: bool, artifact: str, pip_spec: str) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from modload import load
@@ -38,19 +40,42 @@ def test_no_virtualenv_copy_for_a_lock_or_unknown_requirements() -> None:
     assert build.release_keys(DEPS, "git", "a", [], None)["venv_key"] == ""
 
 
-def test_virtualenv_with_uv_or_venv() -> None:
-    assert build.venv_argv("/r/venv", "/usr/bin/python3", "/t/uv") == ["/t/uv", "venv", "--quiet", "--python", "/usr/bin/python3", "/r/venv"]
-    assert build.venv_argv("/r/venv", "/usr/bin/python3") == ["/usr/bin/python3", "-m", "venv", "/r/venv"]
+def test_virtualenv_with_uv_or_venv_gets_the_worker_from_stdin(tmp_path: Path) -> None:
+    with_uv = build.venv_argv("/r/venv", "/usr/bin/python3", "/t/uv", "/r/w.py")
+    assert with_uv[5:] == ["/t/uv", "venv", "--quiet", "--python", "/usr/bin/python3", "/r/venv"]
+    assert build.venv_argv("/r/venv", "/usr/bin/python3", "", "/r/w.py")[5:] == ["/usr/bin/python3", "-m", "venv", "/r/venv"]
+    # The shell part, run with a stand-in for the creation: the worker is written only after it.
+    worker = tmp_path / "site-packages" / "w.py"
+    ok = subprocess.run([*with_uv[:4], str(worker), "mkdir", str(worker.parent)], input=b"# worker\n", check=False)
+    assert ok.returncode == 0 and worker.read_bytes() == b"# worker\n" and oct(worker.stat().st_mode)[-3:] == "644"
+    failed = subprocess.run([*with_uv[:4], str(tmp_path / "other.py"), "false"], input=b"x", check=False)
+    assert failed.returncode != 0 and not (tmp_path / "other.py").exists()
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])
 def test_locked_install_is_offline_and_hash_checked(installer: str) -> None:
     argv = build.locked_install_argv("/r", installer, "/t/uv", "/c/uv")
+    assert argv[:2] == ["sh", "-c"] and argv[3:5] == ["install-locked", "/r/wheelhouse"]
     assert argv[-5:] == ["/r/wheelhouse/install.txt", "--no-index", "--find-links", "/r/wheelhouse/wheels", "--require-hashes"]
-    assert argv[0] == ("/t/uv" if installer == "uv" else "/r/venv/bin/pip")
+    assert argv[5] == ("/t/uv" if installer == "uv" else "/r/venv/bin/pip")
     assert ("--offline" in argv) == (installer == "uv")
     # pip compiles bytecode by default, uv only when asked: the service cannot write it later.
     assert ("--compile-bytecode" in argv) == (installer == "uv")
+
+
+@pytest.mark.parametrize("status", [0, 1])
+def test_the_wheels_go_after_the_install_and_only_after_a_good_one(tmp_path: Path, status: int) -> None:
+    wheels = tmp_path / "wheelhouse"
+    (wheels / "wheels").mkdir(parents=True)
+    for name in ("manifest.json", "install.txt"):
+        (wheels / name).write_text(name)
+    argv = build.locked_install_argv(str(tmp_path), "uv", "/t/uv", "/c/uv")
+    result = subprocess.run([*argv[:5], "sh", "-c", f"exit {status}"], check=False)
+    assert result.returncode == status
+    assert wheels.exists() == bool(status)
+    assert (tmp_path / "manifest.json").exists() != bool(status)
+    if not status:
+        assert (tmp_path / "install.txt").read_text() == "install.txt"
 
 
 def test_install_target_by_source_kind() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,14 @@ def test_another_lock_builds_its_own_set_and_old_sets_are_pruned(tmp_path: Path,
     argv, log = build_args(tmp_path, [], LOCK)
     assert wh.main(argv) == 0
     assert json.loads(capsys.readouterr().out)["dependencies"] == "built"
+
+
+def test_the_bundle_for_other_hosts_holds_the_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv, _ = build_args(tmp_path, [], LOCK)
+    assert wh.main([*argv, "--tar", str(tmp_path / "bundle.tar")]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    with tarfile.open(tmp_path / "bundle.tar") as bundle:
+        names = bundle.getnames()
+        assert json.load(bundle.extractfile("manifest.json")) == manifest
+    assert {"manifest.json", "install.txt", "tools/uv-0.13.9-py3-none-any.whl"} <= set(names)
+    assert {f"wheels/{wheel}" for wheel in manifest["wheels"]} <= set(names)

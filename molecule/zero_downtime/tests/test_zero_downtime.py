@@ -259,6 +259,11 @@ def test_each_lock_kind_installs_exactly_its_versions(host: Any, steps, step: st
     assert len(pins) >= 10
     assert {name: found.get(name) for name in pins} == pins
     assert {"gunicorn", "uvicorn-worker", "hello-app"} <= set(found)
+    # The play's only host built the wheels inside the release: no build directory was made, and
+    # only the manifest and the install list stay.
+    assert not host.file("/var/cache/fastapi_app/hello").exists
+    assert not host.file(f"/opt/hello/releases/{release}/wheelhouse").exists
+    assert json.loads(host.file(f"/opt/hello/releases/{release}/manifest.json").content_string)["wheels"]
 
 
 def test_an_app_without_a_lock_still_installs_with_pip(host: Any, steps) -> None:

@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +280,16 @@ def build(args: argparse.Namespace) -> dict[str, object]:
     manifest = {**info, "python": python, "machine": platform.machine(), "lock": args.lock,
                 "wheels": {wheel.name: digest for wheel, digest in hashes.items()}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    if args.tar:
+        pack(out, args.tar)
     return manifest
+
+
+def pack(out: Path, tar: Path) -> None:
+    """The bundle that travels through the controller to the other hosts: the output as one tar."""
+    with tarfile.open(tar, "w") as bundle:
+        for name in ["manifest.json", "install.txt", "wheels", "tools"]:
+            bundle.add(out / name, arcname=name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pip", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tar", type=Path, help="also pack the output into this tar")
     parser.add_argument("--keep-sets", type=int, default=5, help="dependency sets kept in CACHE/wheelsets")
     args = parser.parse_args(argv)
     try:
