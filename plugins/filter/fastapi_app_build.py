@@ -24,13 +24,20 @@ def release_keys(deps: dict[str, Any], source_kind: str, source_digest: str, loc
     deps: python, runtime_packages, requirements, constraints, pip_extra_args, worker (the sha256
     of the role's worker module). lock: [lock sha256, project dir, installer, uv version] for a
     locked release, else []. app_dependencies: the app's static requirements, None when unknown
-    before the build (then, and for a locked release, there is no virtualenv to copy: key '').
+    before the build (then there is no virtualenv to copy: key ''). A locked release's key covers
+    what the host adds to the wheels (interpreter, worker, installer); the wheel build completes
+    it with the wheels' environment key (tasks/build.yml), not the lock's hash, which changes with
+    the app's own version.
     """
     inputs = [source_kind, source_digest, deps["worker"], deps["runtime_packages"], deps["requirements"],
               deps["constraints"], deps["pip_extra_args"], deps["python"], lock]
     venv = [deps["python"], deps["runtime_packages"], deps["requirements"], deps["constraints"],
             deps["pip_extra_args"], app_dependencies, deps["worker"]]
-    return {"id_hash": _digest(inputs)[:12], "venv_key": _digest(venv)[:16] if app_dependencies is not None and not lock else ""}
+    if lock:
+        venv_key = _digest(["locked", deps["python"], deps["worker"], *lock[1:]])[:16]
+    else:
+        venv_key = _digest(venv)[:16] if app_dependencies is not None else ""
+    return {"id_hash": _digest(inputs)[:12], "venv_key": venv_key}
 
 
 def venv_argv(venv: str, python: str, uv: str, worker: str) -> list[str]:
@@ -40,21 +47,24 @@ def venv_argv(venv: str, python: str, uv: str, worker: str) -> list[str]:
     return ["sh", "-c", 'worker=$1; shift; "$@" && install -m 0644 /dev/stdin "$worker"', "create-venv", worker, *create]
 
 
-def locked_install_argv(release_dir: str, installer: str, uv: str, uv_cache: str) -> list[str]:
+def locked_install_argv(release_dir: str, installer: str, uv: str, uv_cache: str, copied: bool = False) -> list[str]:
     """Install exactly the wheels of the release's install.txt, each checked against its hash, from
     the release's own files (nothing is resolved or downloaded), then keep manifest.json and
-    install.txt in the release and delete the wheels. uv compiles the bytecode, as pip does by
-    default: the sandbox's read-only system would otherwise make every worker compile every
-    module it imports at each start."""
+    install.txt in the release and delete the wheels. Into a copy of the serving virtualenv (same
+    environment key) only the local projects go again (install-local.txt), over the copy's own
+    install of them. uv compiles the bytecode, as pip does by default: the sandbox's read-only
+    system would otherwise make every worker compile every module it imports at each start."""
     wheels = f"{release_dir}/wheelhouse"
+    python = f"{release_dir}/venv/bin/python"
     if installer == "uv":
-        head = [uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", f"{release_dir}/venv/bin/python", "--offline",
-                "--cache-dir", uv_cache]
+        common = ["--quiet", "--compile-bytecode", "--python", python, "--offline", "--cache-dir", uv_cache]
+        head = [uv, "pip", "install", *common, "--reinstall", "--no-deps", "--requirement"] if copied else [uv, "pip", "sync", *common]
     else:
-        head = [f"{release_dir}/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--no-deps", "--requirement"]
+        head = [f"{release_dir}/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--no-deps",
+                *(["--force-reinstall"] if copied else []), "--requirement"]
+    listed = f"{wheels}/install-local.txt" if copied else f"{wheels}/install.txt"
     keep = 'wheels=$1; shift; "$@" && cp "$wheels/manifest.json" "$wheels/install.txt" "$wheels/.." && rm -rf "$wheels"'
-    return ["sh", "-c", keep, "install-locked", wheels,
-            *head, f"{wheels}/install.txt", "--no-index", "--find-links", f"{wheels}/wheels", "--require-hashes"]
+    return ["sh", "-c", keep, "install-locked", wheels, *head, listed, "--no-index", "--find-links", f"{wheels}/wheels", "--require-hashes"]
 
 
 def install_target(source_kind: str, release_dir: str, has_project: bool, artifact: str, pip_spec: str) -> list[str]:

@@ -35,9 +35,22 @@ def test_a_dependency_input_changes_both_keys_and_the_source_only_the_id() -> No
     assert code["id_hash"] != base["id_hash"] and code["venv_key"] == base["venv_key"]
 
 
-def test_no_virtualenv_copy_for_a_lock_or_unknown_requirements() -> None:
-    assert build.release_keys(DEPS, "dir", "a", ["l" * 64, "", "uv", "0.13.9"], [])["venv_key"] == ""
+def test_no_virtualenv_copy_for_unknown_requirements() -> None:
     assert build.release_keys(DEPS, "git", "a", [], None)["venv_key"] == ""
+
+
+def test_a_locked_key_ignores_the_lock_hash_and_follows_the_host_side() -> None:
+    """The lock's hash changes with the app's own version; the wheels' environment key, added by
+    the build, stands for the locked set."""
+    lock = ["l" * 64, "", "uv", "0.13.9"]
+    base = build.release_keys(DEPS, "dir", "a", lock, None)
+    assert len(base["venv_key"]) == 16
+    assert build.release_keys(DEPS, "dir", "b", ["m" * 64, *lock[1:]], None)["venv_key"] == base["venv_key"]
+    assert build.release_keys(DEPS, "dir", "b", ["m" * 64, *lock[1:]], None)["id_hash"] != base["id_hash"]
+    for changed in (["l" * 64, "", "pip", "0.13.9"], ["l" * 64, "", "uv", "0.14.0"], ["l" * 64, "api", "uv", "0.13.9"]):
+        assert build.release_keys(DEPS, "dir", "a", changed, None)["venv_key"] != base["venv_key"], changed
+    assert build.release_keys({**DEPS, "worker": "x" * 64}, "dir", "a", lock, None)["venv_key"] != base["venv_key"]
+    assert build.release_keys(DEPS, "dir", "a", [], [])["venv_key"] != base["venv_key"]
 
 
 def test_virtualenv_with_uv_or_venv_gets_the_worker_from_stdin(tmp_path: Path) -> None:
@@ -61,6 +74,15 @@ def test_locked_install_is_offline_and_hash_checked(installer: str) -> None:
     assert ("--offline" in argv) == (installer == "uv")
     # pip compiles bytecode by default, uv only when asked: the service cannot write it later.
     assert ("--compile-bytecode" in argv) == (installer == "uv")
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_locked_install_into_a_copy_reinstalls_only_the_local_projects(installer: str) -> None:
+    argv = build.locked_install_argv("/r", installer, "/t/uv", "/c/uv", copied=True)
+    assert argv[-5:] == ["/r/wheelhouse/install-local.txt", "--no-index", "--find-links", "/r/wheelhouse/wheels", "--require-hashes"]
+    assert argv[-6] == "--requirement" and "--no-deps" in argv
+    assert ("--reinstall" if installer == "uv" else "--force-reinstall") in argv
+    assert "sync" not in argv
 
 
 @pytest.mark.parametrize("status", [0, 1])

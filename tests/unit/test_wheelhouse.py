@@ -182,6 +182,21 @@ def test_a_code_only_release_reuses_the_dependency_wheels(tmp_path: Path, capsys
     assert {**second, "dependencies": "built"} == first
     assert sorted(p.name for p in (tmp_path / "out" / "tools").iterdir()) == ["uv-0.13.9-py3-none-any.whl"]
     assert len((tmp_path / "out" / "install.txt").read_text().splitlines()) == 4
+    # The app's wheel is the one a copied virtualenv installs again.
+    assert first["local"] == ["hello_app-1.0-py3-none-any.whl"]
+    assert (tmp_path / "out" / "install-local.txt").read_text().startswith("hello-app==1.0 --hash=sha256:")
+    assert len((tmp_path / "out" / "install-local.txt").read_text().splitlines()) == 1
+
+
+def test_the_environment_key_follows_the_dependency_bytes_not_the_app_code(tmp_path: Path) -> None:
+    fastapi, app = tmp_path / "fastapi-0.165.0-py3-none-any.whl", tmp_path / "hello_app-1.0-py3-none-any.whl"
+    key = wh.environment_key({fastapi: "1" * 64, app: "2" * 64}, {app: "2" * 64})
+    new_app = tmp_path / "hello_app-1.1-py3-none-any.whl"
+    assert wh.environment_key({fastapi: "1" * 64, new_app: "3" * 64}, {new_app: "3" * 64}) == key
+    assert wh.environment_key({fastapi: "4" * 64, app: "2" * 64}, {app: "2" * 64}) != key
+    assert wh.environment_key({fastapi: "1" * 64, app: "2" * 64}, {}) != key
+    other = tmp_path / "other_app-1.0-py3-none-any.whl"
+    assert wh.environment_key({fastapi: "1" * 64, other: "2" * 64}, {other: "2" * 64}) != key
 
 
 def test_another_lock_builds_its_own_set_and_old_sets_are_pruned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,5 +220,5 @@ def test_the_bundle_for_other_hosts_holds_the_output(tmp_path: Path, capsys: pyt
     with tarfile.open(tmp_path / "bundle.tar") as bundle:
         names = bundle.getnames()
         assert json.load(bundle.extractfile("manifest.json")) == manifest
-    assert {"manifest.json", "install.txt", "tools/uv-0.13.9-py3-none-any.whl"} <= set(names)
+    assert {"manifest.json", "install.txt", "install-local.txt", "tools/uv-0.13.9-py3-none-any.whl"} <= set(names)
     assert {f"wheels/{wheel}" for wheel in manifest["wheels"]} <= set(names)

@@ -203,8 +203,9 @@ DISTRIBUTIONS = ("import importlib.metadata as m, json, re; print(json.dumps(sor
                  "[re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(), d.version] for d in m.distributions())))")
 
 
-def installed(app: Any) -> dict[str, str]:
-    return dict(json.loads(app.check_output(f"{BASE}/current/venv/bin/python -c {json.dumps(DISTRIBUTIONS)}")))
+def installed(app: Any, release: str = "current") -> dict[str, str]:
+    python = f"{BASE}/{'current' if release == 'current' else 'releases/' + release}/venv/bin/python"
+    return dict(json.loads(app.check_output(f"{python} -c {json.dumps(DISTRIBUTIONS)}")))
 
 
 def test_every_host_runs_exactly_the_locked_versions(apps: dict[str, Any]) -> None:
@@ -218,6 +219,21 @@ def test_every_host_runs_exactly_the_locked_versions(apps: dict[str, Any]) -> No
     assert set(first) - set(locked) == SERVING_ADDITIONS
     assert first["fastapi"] == locked["fastapi"] and first["orders-app"] == locked["orders-app"] == "1.0.0"
     assert not {"pytest", "httpx"} & set(first), "the dev group is left out"
+
+
+def test_a_release_with_the_same_locked_dependencies_copies_the_serving_virtualenv(apps: dict[str, Any], releases: list[str]) -> None:
+    """1.1.0 has its own uv.lock (the app's version changed in it), the same dependencies: each host
+    copied 1.0.0's virtualenv and installed only the new orders_app wheel."""
+    for name, app in apps.items():
+        record = json.loads(app.check_output(f"cat {BASE}/releases/{releases[1]}/release.json"))
+        assert record["venv_copied_from"] == releases[0], (name, record)
+        old, new = installed(app, releases[0]), installed(app, releases[1])
+        assert (old.pop("orders-app"), new.pop("orders-app")) == ("1.0.0", "1.1.0"), name
+        assert new == old, name
+        # The new app code is what the copy runs.
+        module = app.check_output(f"{BASE}/releases/{releases[1]}/venv/bin/python -c 'import orders_app.models as m; print(m.__file__)'")
+        assert module.startswith(f"{BASE}/releases/{releases[1]}/venv/"), module
+        assert "note" in app.file(module).content_string
 
 
 def test_the_wheels_were_built_once_and_shipped(apps: dict[str, Any]) -> None:

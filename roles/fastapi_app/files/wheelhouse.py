@@ -12,7 +12,8 @@ resolved against the locked versions as constraints, so no locked version ever c
 The dependency wheels are kept on the build host by what decides them, so a release that only
 changes the app's code builds just the app's wheel.
 Prints one JSON object: python, machine, locked, added, from_lock, dependencies (built or
-reused), wheels.
+reused), wheels, local (the local projects' wheels) and environment (tasks/build.yml copies the
+serving virtualenv when it is unchanged).
 """
 
 from __future__ import annotations
@@ -202,6 +203,16 @@ def dependency_key(locked: LockedSet, runtime: list[str], python: str, uv_spec: 
     return digest.hexdigest()[:20]
 
 
+def environment_key(hashes: dict[Path, str], local: dict[Path, str]) -> str:
+    """What a virtualenv installed from these wheels holds besides the local projects' code: the
+    other wheels' bytes and the local projects' names. A release with the same key can start from
+    a copy of the serving release's virtualenv and install only its local projects again."""
+    digest = hashlib.sha256()
+    for wheel in sorted(hashes, key=lambda path: path.name):
+        digest.update((f"local {wheel_pin(wheel)[0]}" if wheel in local else f"{wheel.name} {hashes[wheel]}").encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
 def link_into(source: Path, dest: Path) -> None:
     """Every file of source into dest: hard links where the file system allows, copies elsewhere."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -276,9 +287,13 @@ def build(args: argparse.Namespace) -> dict[str, object]:
         run([str(args.uv), "build", "--wheel", "--out-dir", str(out / "wheels"), "--python", str(args.python),
              "--cache-dir", str(args.cache / "uv"), str(args.src / project)], what=f"uv build of {project}")
     hashes = {wheel: sha256(wheel) for wheel in sorted((out / "wheels").glob("*.whl"))}
+    shared = {path.name for path in (dependencies / "wheels").iterdir()}
+    local = {wheel: digest for wheel, digest in hashes.items() if wheel.name not in shared}
     (out / "install.txt").write_text(install_lines(hashes))
+    (out / "install-local.txt").write_text(install_lines(local))
     manifest = {**info, "python": python, "machine": platform.machine(), "lock": args.lock,
-                "wheels": {wheel.name: digest for wheel, digest in hashes.items()}}
+                "wheels": {wheel.name: digest for wheel, digest in hashes.items()},
+                "local": sorted(wheel.name for wheel in local), "environment": environment_key(hashes, local)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     if args.tar:
         pack(out, args.tar)
@@ -288,7 +303,7 @@ def build(args: argparse.Namespace) -> dict[str, object]:
 def pack(out: Path, tar: Path) -> None:
     """The bundle that travels through the controller to the other hosts: the output as one tar."""
     with tarfile.open(tar, "w") as bundle:
-        for name in ["manifest.json", "install.txt", "wheels", "tools"]:
+        for name in ["manifest.json", "install.txt", "install-local.txt", "wheels", "tools"]:
             bundle.add(out / name, arcname=name)
 
 
