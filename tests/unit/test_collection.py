@@ -30,12 +30,12 @@ NAMESPACE, NAME, VERSION = GALAXY["namespace"], GALAXY["name"], GALAXY["version"
 FQCN = f"{NAMESPACE}.{NAME}"
 ROLE = ROOT / "roles" / "fastapi_app"
 MODULES = sorted(path.stem for path in (ROOT / "plugins" / "modules").glob("*.py"))
+LOOKUPS = sorted(path.stem for path in (ROOT / "plugins" / "lookup").glob("*.py"))
 
 # What the playbooks and the role need at run time, relative to the collection root.
 REQUIRED = [
     "roles/fastapi_app/tasks/main.yml",
     "roles/fastapi_app/meta/argument_specs.yml",
-    "roles/fastapi_app/files/source_artifact.py",
     "playbooks/deploy.yml",
     "playbooks/rollback.yml",
     "playbooks/fleet.yml",
@@ -214,10 +214,10 @@ def role_texts() -> dict[str, str]:
 
 
 def test_every_full_name_the_role_uses_is_a_plugin_of_the_collection():
-    plugins = set(filters()) | set(MODULES)
+    plugins = set(filters()) | set(MODULES) | set(LOOKUPS)
     used = {name for text in role_texts().values() for name in re.findall(rf"\b{re.escape(FQCN)}\.(\w+)", text)}
     assert used - plugins - {ROLE.name} == set()
-    # Every module and filter is used by the role, so none is shipped for nothing.
+    # Every module, filter and lookup is used by the role, so none is shipped for nothing.
     assert plugins - used == set()
 
 

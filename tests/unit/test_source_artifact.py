@@ -1,6 +1,6 @@
-"""Unit tests for roles/fastapi_app/files/source_artifact.py (the controller-side packager).
+"""Unit tests for plugins/lookup/fastapi_app_source.py (the controller-side packager).
 
-The helper lives in a role's files/ directory, which is not a package, so it is loaded by path.
+The plugin file is not importable as a package here, so it is loaded by path.
 """
 
 from __future__ import annotations
@@ -9,11 +9,8 @@ import gzip
 import hashlib
 import importlib.util
 import io
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -21,8 +18,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from ansible.errors import AnsibleLookupError
 
-MODULE_PATH = Path(__file__).resolve().parents[2] / "roles" / "fastapi_app" / "files" / "source_artifact.py"
+MODULE_PATH = Path(__file__).resolve().parents[2] / "plugins" / "lookup" / "fastapi_app_source.py"
 
 
 def _load() -> ModuleType:
@@ -477,11 +475,11 @@ def test_wheel_dependencies_come_from_its_metadata(tmp_path: Path) -> None:
     assert sa.describe("package", wheel, tmp_path / "cache")["dependencies"] == ['fastapi<1; python_version >= "3.11"', "httpx>=0.27"]
 
 
-def test_a_broken_wheel_is_reported_as_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_broken_wheel_is_reported_as_the_source(tmp_path: Path) -> None:
     wheel = tmp_path / "hello_app-1.0.0-py3-none-any.whl"
     wheel.write_bytes(b"not a zip")
-    assert sa.main(["package", str(wheel), str(tmp_path / "cache")]) == 1
-    assert capsys.readouterr().err.startswith("fastapi_app_source_path: cannot package")
+    with pytest.raises(sa.SourceError, match="^fastapi_app_source_path: cannot package"):
+        sa.package("package", str(wheel), str(tmp_path / "cache"))
 
 
 @pytest.mark.parametrize("name", ["hello_app-1.0.0.egg", "hello_app-1.0.0.tar", "hello_app-1.0.0.tar.xz"])
@@ -492,68 +490,33 @@ def test_package_rejects_bad_suffix(tmp_path: Path, name: str) -> None:
         sa.describe("package", package, tmp_path / "cache")
 
 
-# --- command line -------------------------------------------------------------------------------
+# --- the lookup ------------------------------------------------------------------------------------
 
 
-def test_main_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_lookup_returns_the_description(tmp_path: Path) -> None:
     source = make_tree(tmp_path / "src")
-    assert sa.main(["dir", str(source), str(tmp_path / "cache")]) == 0
-    out, err = capsys.readouterr()
-    assert err == ""
-    result = json.loads(out)
+    [result] = sa.LookupModule().run(["dir", str(source), str(tmp_path / "cache")], lockfile="", project_dir="")
     assert set(result) == {"sha256", "version", "artifact", "strip_components", "installable", "dependencies", "requires_python", "lock"}
     assert result == pack(source, tmp_path / "cache")
 
 
-def test_main_missing_dir_fails_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    missing = tmp_path / "no-such-dir"
-    assert sa.main(["dir", str(missing), str(tmp_path / "cache")]) == 1
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.startswith("fastapi_app_source_path")
-    assert str(missing) in err
-    assert not err.lstrip().startswith("{")
-
-
-def test_main_unreadable_archive_fails_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bogus = tmp_path / "app.tar.gz"
-    bogus.write_bytes(b"this is not gzip")
-    assert sa.main(["archive", str(bogus), str(tmp_path / "cache")]) == 1
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.startswith("fastapi_app_source_path")
-    assert str(bogus) in err
-
-
-def test_main_bad_pyproject_fails_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    source = make_tree(tmp_path / "src")
-    (source / "pyproject.toml").write_text("[project\nversion = 1\n")
-    assert sa.main(["dir", str(source), str(tmp_path / "cache")]) == 1
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.startswith("fastapi_app_source_path")
-
-
-def test_script_exit_code_and_stderr(tmp_path: Path) -> None:
-    missing = tmp_path / "no-such-dir"
-    proc = subprocess.run(
-        [sys.executable, str(MODULE_PATH), "dir", str(missing), str(tmp_path / "cache")],
-        capture_output=True, text=True, check=False,
-    )
-    assert proc.returncode == 1
-    assert proc.stdout == ""
-    assert "fastapi_app_source_path" in proc.stderr
-    assert str(missing) in proc.stderr
-
-
-def test_script_success(tmp_path: Path) -> None:
-    source = make_tree(tmp_path / "src")
-    proc = subprocess.run(
-        [sys.executable, str(MODULE_PATH), "dir", str(source), str(tmp_path / "cache")],
-        capture_output=True, text=True, check=True,
-    )
-    assert proc.stderr == ""
-    assert json.loads(proc.stdout)["version"] == "1.4.2"
+@pytest.mark.parametrize("case", ["missing dir", "unreadable archive", "bad pyproject", "unknown kind"])
+def test_the_lookup_fails_naming_the_variable(tmp_path: Path, case: str) -> None:
+    kind, source = "dir", tmp_path / "no-such-dir"
+    if case == "unreadable archive":
+        kind, source = "archive", tmp_path / "app.tar.gz"
+        source.write_bytes(b"this is not gzip")
+    elif case == "bad pyproject":
+        source = make_tree(tmp_path / "src")
+        (source / "pyproject.toml").write_text("[project\nversion = 1\n")
+    elif case == "unknown kind":
+        kind = "git"
+    with pytest.raises(AnsibleLookupError) as error:
+        sa.LookupModule().run([kind, str(source), str(tmp_path / "cache")])
+    message = str(error.value)
+    assert message.startswith("fastapi_app_source_kind" if case == "unknown kind" else "fastapi_app_source_path"), message
+    if case != "unknown kind":
+        assert str(source) in message
 
 
 # --- lockfiles and requires-python ---------------------------------------------------------------
