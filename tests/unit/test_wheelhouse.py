@@ -222,3 +222,42 @@ def test_the_bundle_for_other_hosts_holds_the_output(tmp_path: Path, capsys: pyt
         assert json.load(bundle.extractfile("manifest.json")) == manifest
     assert {"manifest.json", "install.txt", "install-local.txt", "tools/uv-0.13.9-py3-none-any.whl"} <= set(names)
     assert {f"wheels/{wheel}" for wheel in manifest["wheels"]} <= set(names)
+
+
+def fake_wheel_hash(name: str, version: str) -> str:
+    """The sha256 of the wheel the stand-in pip writes for name==version."""
+    return hashlib.sha256(f"{name} {version}".encode()).hexdigest()
+
+
+def test_a_dependency_change_downloads_only_the_packages_that_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pins = [("fastapi", "0.165.0"), ("uvicorn", "0.30.0")]
+    lock = "".join(f"{n}=={v} --hash=sha256:{fake_wheel_hash(n, v)}\n" for n, v in pins)
+    argv, log = build_args(tmp_path, [], lock)
+    assert wh.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["downloaded"] == 2
+
+    # One more package and one marker line: both go to pip, the kept wheels are linked.
+    more = lock + f"anyio==4.0.0 --hash=sha256:{fake_wheel_hash('anyio', '4.0.0')}\n" + \
+        f"colorama==0.4.6 ; sys_platform == 'win32' --hash=sha256:{fake_wheel_hash('colorama', '0.4.6')}\n"
+    argv, log = build_args(tmp_path, [], more)
+    log.write_text("")
+    assert wh.main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["dependencies"] == "built" and second["downloaded"] == 2
+    assert log.read_text().splitlines() == ["wheel --no-input", "build --wheel"], "the uv wheel is kept too"
+    sets = [path for path in (tmp_path / "cache" / "wheelsets").iterdir() if (path / "set.json").exists()]
+    asked = next(path for path in sets if (path / "wanted.txt").read_text().startswith("anyio")) / "wanted.txt"
+    assert [line.split(" ")[0] for line in asked.read_text().splitlines()] == ["anyio==4.0.0", "colorama==0.4.6"]
+    assert sorted(second["wheels"]) == ["anyio-4.0.0-py3-none-any.whl", "colorama-0.4.6-py3-none-any.whl",
+                                        "fastapi-0.165.0-py3-none-any.whl", "hello_app-1.0-py3-none-any.whl",
+                                        "uvicorn-0.30.0-py3-none-any.whl"]
+    assert second["wheels"]["fastapi-0.165.0-py3-none-any.whl"] == fake_wheel_hash("fastapi", "0.165.0")
+
+
+def test_a_kept_wheel_whose_hash_the_lock_does_not_allow_is_not_taken(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv, log = build_args(tmp_path, [], f"fastapi==0.165.0 --hash=sha256:{fake_wheel_hash('fastapi', '0.165.0')}\n")
+    assert wh.main(argv) == 0
+    argv, log = build_args(tmp_path, [], f"fastapi==0.165.0 --hash=sha256:{H1}\nanyio==4.0.0 --hash=sha256:{H2}\n")
+    log.write_text("")
+    assert wh.main(argv) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["downloaded"] == 2

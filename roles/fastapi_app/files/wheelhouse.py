@@ -213,14 +213,38 @@ def environment_key(hashes: dict[Path, str], local: dict[Path, str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def link_into_file(path: Path, dest: Path) -> None:
+    """A hard link where the file system allows, a copy elsewhere."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(path, dest)
+    except OSError:
+        shutil.copy2(path, dest)
+
+
 def link_into(source: Path, dest: Path) -> None:
-    """Every file of source into dest: hard links where the file system allows, copies elsewhere."""
+    """Every file of source into dest."""
     dest.mkdir(parents=True, exist_ok=True)
     for path in source.iterdir():
-        try:
-            os.link(path, dest / path.name)
-        except OSError:
-            shutil.copy2(path, dest / path.name)
+        link_into_file(path, dest / path.name)
+
+
+def entry_hashes(entry: str) -> list[str]:
+    """The sha256 digests a lock entry allows."""
+    return re.findall(r"--hash=sha256:([0-9a-f]{64})", entry)
+
+
+def kept_wheels(store: Path) -> dict[str, Path]:
+    """sha256 -> a wheel of a complete dependency set kept on this host (hashes.json of each set).
+
+    A new set takes from them every wheel whose hash its lock allows: a dependency change
+    downloads only the packages that changed."""
+    found: dict[str, Path] = {}
+    for hashes in sorted(store.glob("*/hashes.json")):
+        if (hashes.parent / "set.json").exists():
+            for name, digest in json.loads(hashes.read_text()).items():
+                found.setdefault(digest, hashes.parent / "wheels" / name)
+    return found
 
 
 def prune_sets(store: Path, keep: int) -> None:
@@ -260,12 +284,27 @@ def dependency_set(args: argparse.Namespace, locked: LockedSet, python: str) -> 
             if requirement_name(entry) not in locked_names:
                 wanted.append(entry)
                 added.append(entry.split(" ")[0])
-    (work / "wanted.txt").write_text("".join(f"{entry}\n" for entry in wanted))
-    run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--cache-dir", str(args.cache / "pip"),
-         "--wheel-dir", str(work / "wheels"), "--requirement", str(work / "wanted.txt")], what="pip wheel (downloading the locked set)")
-    run([str(args.pip), "download", "--no-input", "--no-deps", "--only-binary", ":all:", "--cache-dir", str(args.cache / "pip"),
-         "--dest", str(work / "tools"), args.uv_spec], what="pip download " + args.uv_spec)
-    info = {"locked": len(locked.entries), "added": added, "from_lock": from_lock}
+    kept = kept_wheels(store)
+    missing = []
+    for entry in wanted:
+        wheel = next((kept[digest] for digest in entry_hashes(entry) if digest in kept), None)
+        # A marker is pip's to judge: such an entry always goes to pip.
+        if wheel is None or " ; " in entry.split(" --hash")[0]:
+            missing.append(entry)
+        else:
+            link_into_file(wheel, work / "wheels" / wheel.name)
+    if missing:
+        (work / "wanted.txt").write_text("".join(f"{entry}\n" for entry in missing))
+        run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--cache-dir", str(args.cache / "pip"),
+             "--wheel-dir", str(work / "wheels"), "--requirement", str(work / "wanted.txt")], what="pip wheel (downloading the locked set)")
+    tools = [path for path in sorted(store.glob(f"*/tools/{args.uv_spec.replace('==', '-')}-*.whl")) if (path.parent.parent / "set.json").exists()]
+    if tools:
+        link_into_file(tools[0], work / "tools" / tools[0].name)
+    else:
+        run([str(args.pip), "download", "--no-input", "--no-deps", "--only-binary", ":all:", "--cache-dir", str(args.cache / "pip"),
+             "--dest", str(work / "tools"), args.uv_spec], what="pip download " + args.uv_spec)
+    (work / "hashes.json").write_text(json.dumps({wheel.name: sha256(wheel) for wheel in (work / "wheels").glob("*.whl")}, sort_keys=True))
+    info = {"locked": len(locked.entries), "added": added, "from_lock": from_lock, "downloaded": len(missing)}
     (work / "set.json").write_text(json.dumps(info, sort_keys=True) + "\n")
     try:
         work.rename(done)
