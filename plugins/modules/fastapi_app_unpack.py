@@ -5,12 +5,15 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: fastapi_app_unpack
-short_description: Upload a tar archive from the controller and unpack it into a new directory
+short_description: Unpack a tar archive from the controller into a new directory on the host
 description:
-  - Transfers O(src) to the host and unpacks it into O(dest) with GNU tar (any compression), the
-    files owned by the connecting (or become) user. Unlike ansible.builtin.unarchive it does not
-    compare the archive with O(dest) first: it is meant for a directory just created empty, and
-    always reports a change. Check mode reports the change without doing it.
+  - Unpacks O(src) into O(dest) with GNU tar (gzip, xz, bzip2, zstd or none), the files owned by
+    the connecting (or become) user.
+  - The archive goes to tar's standard input with the command, in one round trip and without a
+    Python module. Over 16 MiB, or where the connection does not pipeline, it is transferred first.
+  - Unlike M(ansible.builtin.unarchive) it does not compare the archive with O(dest) first, as it
+    is meant for a directory just created empty, and it always reports a change.
+  - Check mode reports the change without doing it.
 options:
   src:
     description: The archive on the controller (a path, or a name looked up in the role's files).

@@ -176,6 +176,16 @@ def test_the_installed_playbooks_load_from_the_collection_alone(installed: Path)
         assert f"playbook: {installed / 'playbooks' / stem}.yml" in result.stdout
 
 
+def test_every_module_of_the_installed_collection_has_its_documentation(installed: Path):
+    """ansible-doc reads each module's DOCUMENTATION (also the ones that only document an action plugin)."""
+    collections, work = installed.parents[2], installed.parents[3]
+    for module in MODULES:
+        result = run([tool("ansible-doc"), "--json", f"{FQCN}.{module}"], work, collections)
+        documented = json.loads(result.stdout)[f"{FQCN}.{module}"]["doc"]
+        assert documented["module"] == module and documented["short_description"], module
+        assert documented["options"], module
+
+
 def test_a_git_url_pinned_to_a_commit_installs_the_same_collection(installed: Path, tmp_path: Path):
     repository, commit = snapshot(tmp_path / "repository")
     from_git = install(f"git+file://{repository},{commit}", tmp_path / "git-install")
