@@ -64,11 +64,6 @@ def host_recap(stdout: str, hostname: str) -> str:
     return found.group(1) if found else ""
 
 
-def role_task_outputs(stdout: str) -> dict[str, str]:
-    """Role task name -> what the run printed for it, up to the next task."""
-    return dict(re.findall(r"^TASK \[fastapi_app : ([^]]+)\][^\n]*\n(.*?)(?=^TASK |\Z)", stdout, re.MULTILINE | re.DOTALL))
-
-
 def curl_json(host: Any, url: str, *args: str) -> dict[str, Any]:
     """GET (or whatever curl args say) inside the container; fails the test on a non-2xx answer."""
     result = host.run("curl -sS --fail-with-body --max-time 10 " + " ".join(args) + " %s", url)
