@@ -101,6 +101,7 @@ directories: {description: "Per path: owner, group and mode (octal string), or n
 current: {description: Release id that C(current) points at, or an empty string., type: str, returned: always}
 previous: {description: Release id that C(previous) points at, or an empty string., type: str, returned: always}
 releases: {description: Finished releases (with release.json) under releases/, oldest first., type: list, returned: always}
+partial_releases: {description: "Directories under releases/ without release.json: builds that did not finish.", type: list, returned: always}
 applied: {description: "Content of applied.json, or {}.", type: dict, returned: always}
 current_record: {description: "Content of the current release's release.json, or {}.", type: dict, returned: always}
 units: {description: "The app's process and timer unit files (file names), sorted.", type: list, returned: always}
@@ -180,17 +181,23 @@ def read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def finished_releases(releases_dir: Path) -> list[str]:
-    """Releases whose build finished (release.json is written last), oldest first."""
+def release_dirs(releases_dir: Path) -> tuple[list[str], list[str]]:
+    """Releases whose build finished (release.json is written last), oldest first, and the
+    directories of builds that did not finish (a run killed while it built)."""
     found: list[tuple[float, str]] = []
+    partial: list[str] = []
     try:
         entries = list(os.scandir(releases_dir))
     except FileNotFoundError:
-        return []
+        return [], []
     for entry in entries:
-        if entry.is_dir(follow_symlinks=False) and (Path(entry.path) / "release.json").is_file():
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        if (Path(entry.path) / "release.json").is_file():
             found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
-    return [name for _, name in sorted(found)]
+        else:
+            partial.append(entry.name)
+    return [name for _, name in sorted(found)], sorted(partial)
 
 
 def role_units(unit_dir: Path, prefix: str) -> tuple[list[str], list[str]]:
@@ -288,6 +295,7 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
     units, instances = role_units(Path(params["unit_dir"]), params["unit_prefix"])
     installed = installed_packages(run_command, params["packages"])
     since, age = link_age(base / "current", time.time())
+    releases, partial = release_dirs(base / "releases")
     watched = [*params["service_units"], *instances, *(u for u in units if u.endswith(".timer"))] if params["service_units"] else []
     return {
         "packages_missing": [p for p in params["packages"] if p not in installed],
@@ -296,7 +304,8 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
         "directories": {path: directory_entry(path) for path in params["directories"]},
         "current": current,
         "previous": link_release(base / "previous"),
-        "releases": finished_releases(base / "releases"),
+        "releases": releases,
+        "partial_releases": partial,
         "applied": read_json(base / "applied.json"),
         "current_record": read_json(base / "releases" / current / "release.json") if current else {},
         "units": units,

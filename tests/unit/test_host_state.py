@@ -56,7 +56,7 @@ def test_a_new_host_has_nothing(tmp_path: Path) -> None:
                                  directories=[str(tmp_path / "missing")]), FakeDpkg(set()))
     assert state == {
         "packages_missing": [], "group": None, "user": None, "directories": {str(tmp_path / "missing"): None},
-        "current": "", "previous": "", "releases": [], "applied": {}, "current_record": {}, "units": [], "instances": [],
+        "current": "", "previous": "", "releases": [], "partial_releases": [], "applied": {}, "current_record": {}, "units": [], "instances": [],
         "current_since": "", "current_age_s": None, "deploys": [], "unit_states": {}, "files": {},
         "paths": {},
     }
@@ -109,6 +109,7 @@ def test_links_releases_and_records(tmp_path: Path) -> None:
     assert state["current"] == "1.0.0-new"
     assert state["previous"] == "1.0.0-mid"
     assert state["releases"] == ["1.0.0-old", "1.0.0-mid", "1.0.0-new"]
+    assert state["partial_releases"] == ["1.0.0-partial"]
     assert state["applied"] == {"release": "1.0.0-new", "env": "e"}
     assert state["current_record"] == {"release": "1.0.0-new", "venv_key": "abc"}
 

@@ -1,5 +1,6 @@
 """Old releases are pruned down to fastapi_app_keep_releases, never the current release or the one
-`previous` points at; a run that builds nothing, with no more releases than kept, removes none."""
+`previous` points at, and a half-built one goes; a run that builds nothing, with no more releases
+than kept, removes none."""
 
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ def deploy(**extra: Any) -> str:
 
 @pytest.fixture(scope="module")
 def pruning(hosts: dict[str, Any], app: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """Two code-only releases kept to 2, the second deployed again, then the converged source: each
-    deploy runs once on every host. Per host, the links and the releases on disk after each step,
-    and whether the pruning listed the releases on disk."""
+    """A half-built release left behind, two code-only releases kept to 2, the second deployed
+    again, then the converged source: each deploy runs once on every host. Per host, the links
+    and the releases on disk after each step."""
     base = f"/opt/{app['fastapi_app_name']}"
 
     def link(each: Any, name: str) -> str:
@@ -44,6 +45,9 @@ def pruning(hosts: dict[str, Any], app: dict[str, Any], tmp_path_factory: pytest
         return set(each.check_output(f"ls {base}/releases").split())
 
     seen: dict[str, dict[str, Any]] = {name: {"original": link(each, "current"), "deployed": []} for name, each in hosts.items()}
+    # What a run killed while it built leaves: a release directory without release.json.
+    for each in hosts.values():
+        each.check_output(f"mkdir -p {base}/releases/0.9.0-killed/venv")
     root = tmp_path_factory.mktemp("releases")
     sources = [code_variant(root, n) for n in (1, 2)]
     for source in sources:
