@@ -234,22 +234,27 @@ def entry_hashes(entry: str) -> list[str]:
     return re.findall(r"--hash=sha256:([0-9a-f]{64})", entry)
 
 
+def complete_sets(store: Path) -> list[Path]:
+    """The dependency sets kept on this host whose build finished (set.json is written last), by name."""
+    return [marker.parent for marker in sorted(store.glob("*/set.json"))]
+
+
 def kept_wheels(store: Path) -> dict[str, Path]:
     """sha256 -> a wheel of a complete dependency set kept on this host (hashes.json of each set).
 
     A new set takes from them every wheel whose hash its lock allows: a dependency change
     downloads only the packages that changed."""
     found: dict[str, Path] = {}
-    for hashes in sorted(store.glob("*/hashes.json")):
-        if (hashes.parent / "set.json").exists():
-            for name, digest in json.loads(hashes.read_text()).items():
-                found.setdefault(digest, hashes.parent / "wheels" / name)
+    for kept in complete_sets(store):
+        if (kept / "hashes.json").exists():
+            for name, digest in json.loads((kept / "hashes.json").read_text()).items():
+                found.setdefault(digest, kept / "wheels" / name)
     return found
 
 
 def prune_sets(store: Path, keep: int) -> None:
     """The newest `keep` dependency sets stay (a set is touched when used), older ones go."""
-    sets = sorted((p for p in store.iterdir() if (p / "set.json").exists()), key=lambda p: p.stat().st_mtime, reverse=True)
+    sets = sorted(complete_sets(store), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in sets[keep:]:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -297,7 +302,7 @@ def dependency_set(args: argparse.Namespace, locked: LockedSet, python: str) -> 
         (work / "wanted.txt").write_text("".join(f"{entry}\n" for entry in missing))
         run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--cache-dir", str(args.cache / "pip"),
              "--wheel-dir", str(work / "wheels"), "--requirement", str(work / "wanted.txt")], what="pip wheel (downloading the locked set)")
-    tools = [path for path in sorted(store.glob(f"*/tools/{args.uv_spec.replace('==', '-')}-*.whl")) if (path.parent.parent / "set.json").exists()]
+    tools = [wheel for kept in complete_sets(store) for wheel in sorted((kept / "tools").glob(f"{args.uv_spec.replace('==', '-')}-*.whl"))]
     if tools:
         link_into_file(tools[0], work / "tools" / tools[0].name)
     else:
