@@ -80,12 +80,28 @@ def pip_install_argv(release_dir: str, app: list[str], runtime: list[str], requi
                      cache: str, constrained: bool, copied: bool, extra_args: str) -> list[str]:
     """pip install of the serving stack (runtime), the app and its extra requirements; into a copied
     virtualenv only the app goes again, over the copy's own install of it."""
-    argv = [f"{release_dir}/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--cache-dir", cache]
+    # An sdist is built in an isolated PEP 517 environment with a current build backend, also an
+    # old one with only a setup.py (else pip runs `setup.py bdist_wheel` with what the venv has).
+    argv = [f"{release_dir}/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--use-pep517", "--cache-dir", cache]
     if constrained:
         argv += ["--constraint", f"{release_dir}/constraints.txt"]
     if copied:
         argv += ["--no-deps", "--force-reinstall"]
     return [*argv, *extra_args.split(), *(app if copied else [*runtime, *app, *requirements])]
+
+
+def wheel_build_argv(lock: dict[str, str], work_dir: str, in_place: bool, *, project_dir: str, runtime: list[str],
+                     ranges: dict[str, str], python: str, uv_dir: str, uv_version: str) -> list[str]:
+    """files/wheelhouse.py, read from standard input by the uv tool environment's Python: the lock
+    (kind and path from the source lookup) of the source unpacked in work_dir/src into wheels in
+    work_dir/wheelhouse (a release built in place) or work_dir/out plus a bundle for the other hosts."""
+    argv = [f"{uv_dir}/bin/python", "-", "--kind", lock["kind"], "--src", f"{work_dir}/src", "--lock", lock["path"],
+            "--project-dir", project_dir]
+    argv += [f"--runtime={requirement}" for requirement in runtime]
+    argv += [f"--runtime-range={name}={spec}" for name, spec in sorted(ranges.items())]
+    argv += ["--python", python, "--uv", f"{uv_dir}/bin/uv", "--uv-spec", f"uv=={uv_version}", "--pip", f"{uv_dir}/bin/pip",
+             "--cache", "/var/cache/fastapi_app/cache", "--out", f"{work_dir}/{'wheelhouse' if in_place else 'out'}"]
+    return argv if in_place else [*argv, "--tar", f"{work_dir}/wheelhouse.tar"]
 
 
 class FilterModule:
@@ -96,4 +112,5 @@ class FilterModule:
             "fastapi_app_locked_install_argv": locked_install_argv,
             "fastapi_app_install_target": install_target,
             "fastapi_app_pip_install_argv": pip_install_argv,
+            "fastapi_app_wheel_build_argv": wheel_build_argv,
         }

@@ -1,8 +1,9 @@
-"""Filter that checks the app's requires-python against the host's interpreter before a build.
+"""Filters that check what the app's source asks for against the host and the role, before a build.
 
-Without it, pip or uv fail deep in the install ("requires a different Python") after the lock,
-the account and the release directory exist; the check names the interpreter, the requirement
-and the variable to change instead.
+Without them, pip or uv fail deep in the install ("requires a different Python", a resolver
+conflict with the serving stack, a worker that does not import) after the lock, the account and
+the release directory exist; each check names the package or interpreter, what is needed and the
+variable or file to change instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,24 @@ def python_mismatch(requires_python: str, version: str, interpreter: str) -> str
             f"{interpreter} is Python {version}; set fastapi_app_python to an interpreter that satisfies it, or change requires-python")
 
 
+def serving_mismatch(locked: dict[str, str], supported: dict[str, str], lockfile: str) -> str:
+    """An error message for each serving package the lock pins outside the range the role's
+    worker supports (files/serving_range.json), else ''."""
+    problems = []
+    for name, version in sorted(locked.items()):
+        if name not in supported:
+            continue
+        try:
+            inside = SpecifierSet(supported[name]).contains(Version(version), prereleases=True)
+        except InvalidVersion:
+            inside = False
+        if not inside:
+            problems.append(f"{lockfile} locks {name}=={version}, but the role's gunicorn worker supports {name}{supported[name]}; "
+                            f"lock a {name} version in that range (e.g. uv lock --upgrade-package {name}, "
+                            f"pip-compile --upgrade-package {name}, poetry update {name}) and export the lock again")
+    return "; ".join(problems)
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"fastapi_app_python_mismatch": python_mismatch}
+        return {"fastapi_app_python_mismatch": python_mismatch, "fastapi_app_serving_mismatch": serving_mismatch}

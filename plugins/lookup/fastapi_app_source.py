@@ -16,14 +16,17 @@ from __future__ import annotations
 import email.parser
 import gzip
 import hashlib
+import importlib.util
 import io
 import os
 import re
+import sys
 import tarfile
 import tomllib
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ansible.errors import AnsibleLookupError
@@ -132,11 +135,35 @@ def lock_kind(name: str) -> str:
     return "requirements"
 
 
-def find_lock(read: Callable[[str], bytes | None], lockfile: str, project_dir: str) -> dict[str, str] | None:
+def wheelhouse() -> ModuleType:
+    """The role's lock reader (roles/fastapi_app/files/wheelhouse.py, which the build host runs):
+    the controller checks a lock with the very code that will build it."""
+    name = "fastapi_ops_app_wheelhouse"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "roles" / "fastapi_app" / "files" / "wheelhouse.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclasses resolve their module by name
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+# Locks of project managers the role does not read: the command that turns each into a
+# requirements lock the role takes (docs/dependencies.md#poetry-and-pdm).
+FOREIGN_LOCKS = {
+    "poetry.lock": "poetry export --format requirements.txt --output requirements.lock (the poetry-plugin-export plugin)",
+    "pdm.lock": "pdm export --format requirements --output requirements.lock",
+}
+
+
+def find_lock(read: Callable[[str], bytes | None], lockfile: str, project_dir: str) -> dict[str, object] | None:
     """The lockfile the release installs: the one named, or uv.lock / pylock.toml found in the source.
 
     A uv workspace keeps its uv.lock at the root and the app in a member directory (project_dir).
-    A requirements file counts as a lock only with a --hash on every requirement.
+    A requirements lock is read here as the build host will read it: every line's form, exact
+    pins and hashes are checked before a host changes. `serving` holds the lock's versions of
+    the serving stack, which the role checks against the range its worker supports.
     """
     if lockfile == "none":
         return None
@@ -147,22 +174,41 @@ def find_lock(read: Callable[[str], bytes | None], lockfile: str, project_dir: s
         if data is None:
             continue
         kind = lock_kind(name)
-        if kind == "requirements":
-            unhashed = requirements_without_hashes(data.decode())
-            if unhashed:
-                raise ValueError(f"fastapi_app_lockfile: {name} has requirements without --hash ({', '.join(unhashed[:3])}); "
-                                 "generate it with hashes (uv pip compile --generate-hashes, pip-compile --generate-hashes)")
-        return {"kind": kind, "path": name, "sha256": hashlib.sha256(data).hexdigest()}
+        try:
+            versions = locked_versions(kind, data.decode())
+        except (wheelhouse().BuildError, tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError) as error:
+            raise ValueError(f"fastapi_app_lockfile: {name}: {error}") from None
+        serving = {package: versions[package] for package in SERVING_PACKAGES if package in versions}
+        return {"kind": kind, "path": name, "sha256": hashlib.sha256(data).hexdigest(), "serving": serving}
     if lockfile:
         raise ValueError(f"fastapi_app_lockfile: {lockfile} is not in the source; give a path relative to fastapi_app_source_path, or '' to detect uv.lock and pylock.toml")
+    for foreign, export in FOREIGN_LOCKS.items():
+        found = next((f"{where}{foreign}" for where in dict.fromkeys([project, ""]) if read(f"{where}{foreign}") is not None), None)
+        if found:
+            raise ValueError(f"fastapi_app_lockfile: the source has {found}, which the role does not read; export it with "
+                             f"`{export}`, commit the file and set fastapi_app_lockfile: requirements.lock, or set "
+                             "fastapi_app_lockfile: none to install without a lock")
     return None
 
 
-def requirements_without_hashes(text: str) -> list[str]:
-    """Requirements of a pip requirements file that carry no --hash."""
-    joined = re.sub(r"\\\n", " ", text)
-    lines = [re.sub(r"(^|\s)#.*$", "", line).strip() for line in joined.splitlines()]
-    return [line.split()[0] for line in lines if line and not line.startswith("-") and "--hash=" not in line]
+# The serving stack's packages whose locked versions must lie in the worker's supported range.
+SERVING_PACKAGES = ("gunicorn", "uvicorn", "uvicorn-worker")
+
+
+def locked_versions(kind: str, text: str) -> dict[str, str]:
+    """Normalized name -> version of every package the lock pins; a malformed lock raises,
+    naming the line."""
+    reader = wheelhouse()
+    if kind == "uv":
+        # uv export runs on the build host (it checks the lock against pyproject.toml there).
+        return {reader.normalize(package["name"]): package.get("version", "") for package in tomllib.loads(text).get("package", [])}
+    locked = reader.parse_pylock(text) if kind == "pylock" else reader.parse_requirements(text, require_hashes=True)
+    for local in locked.local:
+        path = local.removeprefix("file:").removeprefix("//")
+        if path.startswith("/") or ".." in Path(path).parts:
+            raise reader.BuildError(f"the lock installs {local!r}, a path outside the source: a lock may name only projects "
+                                    "inside the source (they are built from it), e.g. '.' or './libs/common'")
+    return locked.names()
 
 
 def wheel_dependencies(path: Path) -> list[str] | None:

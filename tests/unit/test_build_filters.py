@@ -111,7 +111,7 @@ def test_pip_install_into_a_copy_reinstalls_only_the_app() -> None:
     common = {"cache": "/c/pip", "constrained": True, "extra_args": "--prefer-binary  --no-compile"}
     fresh = build.pip_install_argv("/r", ["/r/src"], ["gunicorn"], ["httpx"], copied=False, **common)
     copy = build.pip_install_argv("/r", ["/r/src"], ["gunicorn"], ["httpx"], copied=True, **common)
-    assert fresh == ["/r/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--cache-dir", "/c/pip",
+    assert fresh == ["/r/venv/bin/pip", "install", "--no-input", "--disable-pip-version-check", "--use-pep517", "--cache-dir", "/c/pip",
                      "--constraint", "/r/constraints.txt", "--prefer-binary", "--no-compile", "gunicorn", "/r/src", "httpx"]
     assert copy[-5:] == ["--no-deps", "--force-reinstall", "--prefer-binary", "--no-compile", "/r/src"]
 
@@ -125,3 +125,17 @@ def test_systemd_run_argv() -> None:
     argv = units.systemd_run_argv("hello-canary", ["User=hello"], options=["--service-type=notify"], env=["A=1"], command=["/r/gunicorn"])
     assert argv == ["systemd-run", "--unit=hello-canary", "--quiet", "--collect", "--service-type=notify", "--setenv=A=1",
                     "--property=User=hello", "/r/gunicorn"]
+
+
+def test_the_wheel_build_runs_the_script_from_stdin_with_the_lock_stack_and_range() -> None:
+    lock = {"kind": "requirements", "path": "requirements.lock"}
+    common = {"project_dir": "backend", "runtime": ["gunicorn==27.0.1"], "ranges": {"uvicorn": ">=0.30,<0.55", "gunicorn": ">=23"},
+              "python": "/usr/bin/python3", "uv_dir": "/u", "uv_version": "0.13.9"}
+    in_place = build.wheel_build_argv(lock, "/opt/a/releases/1", True, **common)
+    assert in_place == ["/u/bin/python", "-", "--kind", "requirements", "--src", "/opt/a/releases/1/src", "--lock", "requirements.lock",
+                        "--project-dir", "backend", "--runtime=gunicorn==27.0.1", "--runtime-range=gunicorn=>=23",
+                        "--runtime-range=uvicorn=>=0.30,<0.55", "--python", "/usr/bin/python3", "--uv", "/u/bin/uv",
+                        "--uv-spec", "uv==0.13.9", "--pip", "/u/bin/pip", "--cache", "/var/cache/fastapi_app/cache",
+                        "--out", "/opt/a/releases/1/wheelhouse"]
+    shipped = build.wheel_build_argv(lock, "/b", False, **common)
+    assert shipped[-4:] == ["--out", "/b/out", "--tar", "/b/wheelhouse.tar"]

@@ -534,7 +534,7 @@ def lock_tree(root: Path, files: dict[str, str]) -> Path:
 def test_uv_lock_is_detected_and_hashed(tmp_path: Path) -> None:
     source = lock_tree(tmp_path / "src", {"pyproject.toml": '[project]\nname = "a"\nrequires-python = ">=3.12"\n', "uv.lock": "version = 1\n"})
     result = sa.describe("dir", source, tmp_path / "cache")
-    assert result["lock"] == {"kind": "uv", "path": "uv.lock", "sha256": hashlib.sha256(b"version = 1\n").hexdigest()}
+    assert result["lock"] == {"kind": "uv", "path": "uv.lock", "sha256": hashlib.sha256(b"version = 1\n").hexdigest(), "serving": {}}
     assert result["requires_python"] == ">=3.12"
 
 
@@ -561,7 +561,7 @@ def test_pylock_is_found_in_the_member(tmp_path: Path) -> None:
 
 def test_named_requirements_need_hashes(tmp_path: Path) -> None:
     source = lock_tree(tmp_path / "src", {"requirements.txt": HASHED + "httpx==0.28.1\n"})
-    with pytest.raises(ValueError, match="^fastapi_app_lockfile: requirements.txt has requirements without --hash \\(httpx==0.28.1\\)"):
+    with pytest.raises(ValueError, match="^fastapi_app_lockfile: requirements.txt: line 3: the lock has no sha256 --hash for 'httpx==0.28.1'"):
         sa.describe("dir", source, tmp_path / "cache", lockfile="requirements.txt")
 
 
@@ -587,3 +587,50 @@ def test_an_archive_lock_is_read_from_the_archive(tmp_path: Path) -> None:
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(source / "proj", arcname="proj")
     assert sa.describe("archive", archive, tmp_path / "cache")["lock"]["path"] == "uv.lock"
+
+
+UV_LOCK_WITH_SERVING = """\
+version = 1
+[[package]]
+name = "Uvicorn"
+version = "0.32.0"
+[[package]]
+name = "fastapi"
+version = "0.115.0"
+[[package]]
+name = "gunicorn"
+version = "23.0.0"
+"""
+
+
+def test_the_locks_serving_stack_versions_are_read_on_the_controller(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"uv.lock": UV_LOCK_WITH_SERVING})
+    assert sa.describe("dir", source, tmp_path / "cache")["lock"]["serving"] == {"gunicorn": "23.0.0", "uvicorn": "0.32.0"}
+    hashed = f"uvicorn[standard]==0.32.0 ; python_version >= \"3.10\" \\\n    --hash=sha256:{'b' * 64}\n"
+    source = lock_tree(tmp_path / "req", {"requirements.lock": HASHED + hashed})
+    lock = sa.describe("dir", source, tmp_path / "cache", lockfile="requirements.lock")["lock"]
+    assert (lock["kind"], lock["serving"]) == ("requirements", {"uvicorn": "0.32.0"})
+
+
+def test_a_malformed_requirements_lock_fails_on_the_controller_naming_the_line(tmp_path: Path) -> None:
+    source = lock_tree(tmp_path / "src", {"requirements.lock": HASHED + "-r base.txt\n"})
+    with pytest.raises(ValueError, match="^fastapi_app_lockfile: requirements.lock: line 3: '-r base.txt': a lock takes no -r line"):
+        sa.describe("dir", source, tmp_path / "cache", lockfile="requirements.lock")
+
+
+@pytest.mark.parametrize("line", ["-e /home/me/lib", "../lib", "file:///srv/lib"])
+def test_a_local_project_outside_the_source_is_refused_on_the_controller(tmp_path: Path, line: str) -> None:
+    source = lock_tree(tmp_path / "src", {"requirements.lock": HASHED + line + "\n"})
+    with pytest.raises(ValueError, match="a path outside the source"):
+        sa.describe("dir", source, tmp_path / "cache", lockfile="requirements.lock")
+
+
+@pytest.mark.parametrize(("lock", "command"), [("poetry.lock", "poetry export --format requirements.txt"), ("pdm.lock", "pdm export")])
+def test_a_poetry_or_pdm_lock_alone_names_the_export_command(tmp_path: Path, lock: str, command: str) -> None:
+    source = lock_tree(tmp_path / "src", {"pyproject.toml": '[project]\nname = "a"\n', lock: "# a lock\n"})
+    with pytest.raises(ValueError, match=f"^fastapi_app_lockfile: the source has {lock}, which the role does not read; export it with `{command}"):
+        sa.describe("dir", source, tmp_path / "cache")
+    # Named, the exported lock is the one the release installs; none installs without a lock.
+    source = lock_tree(source, {"requirements.lock": HASHED})
+    assert sa.describe("dir", source, tmp_path / "cache", lockfile="requirements.lock")["lock"]["kind"] == "requirements"
+    assert sa.describe("dir", source, tmp_path / "cache", lockfile="none")["lock"] is None

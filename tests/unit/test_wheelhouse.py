@@ -43,14 +43,71 @@ def test_constraints_keep_markers_and_drop_hashes() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("fastapi>=0.115\n", "does not pin an exact version"),
-        ("fastapi==0.115.0\n", "has no --hash"),
-        ("--index-url https://example.org/simple\n", "unsupported option line"),
+        ("fastapi>=0.115\n", "^line 1: the lock does not pin an exact version \\(name==version\\): 'fastapi>=0.115'"),
+        (f"a==1 --hash=sha256:{H1}\n\nfastapi==0.115.0\n", "^line 3: the lock has no sha256 --hash for 'fastapi==0.115.0'"),
+        ("-c constraints.txt\n", "^line 1: '-c constraints.txt': a lock takes no -c line"),
+        (f"fastapi==0.115.0 --config-settings=x=1 --hash=sha256:{H1}\n", "^line 1: the lock does not pin an exact version"),
+        (f"fastapi==0.115.0 \\\n    --hash=sha256:{H1} \\\n", "^line 1: the lock ends inside a continued line"),
     ],
 )
 def test_a_lock_that_is_not_exact_is_refused(text: str, message: str) -> None:
     with pytest.raises(wh.BuildError, match=message):
         wh.parse_requirements(text, require_hashes=True)
+
+
+EXPORT_FORMS = f"""\
+# poetry export, pip-compile and pdm export write extras, markers and continuations like these
+--index-url https://pypi.example.org/simple
+--extra-index-url=https://extra.example.org/simple
+
+uvicorn[standard]==0.32.0 ; python_version >= "3.10" and python_version < "4.0" \\
+    --hash=sha256:{H1} \\
+    --hash=sha256:{H2}
+pywin32==306; sys_platform == "win32" --hash=sha256:{H1}
+docopt == 0.6.2 --hash sha256:{H2}
+"""
+
+
+def test_every_form_the_lock_tools_write_is_read() -> None:
+    locked = wh.parse_requirements(EXPORT_FORMS, require_hashes=True)
+    assert locked.names() == {"uvicorn": "0.32.0", "pywin32": "306", "docopt": "0.6.2"}
+    assert locked.options == ["--index-url https://pypi.example.org/simple", "--extra-index-url=https://extra.example.org/simple"]
+    assert [wh.marker(entry) for entry in locked.entries] == [
+        'python_version >= "3.10" and python_version < "4.0"', 'sys_platform == "win32"', ""]
+    assert wh.entry_hashes(locked.entries[0]) == [H1, H2]
+    # Constraints for the resolver carry no extras (pip refuses them there) and no hashes.
+    assert locked.constraints().splitlines() == [
+        'uvicorn==0.32.0 ; python_version >= "3.10" and python_version < "4.0"', 'pywin32==306 ; sys_platform == "win32"', "docopt==0.6.2"]
+    assert wh.index_arguments(locked.options) == ["--index-url", "https://pypi.example.org/simple",
+                                                  "--extra-index-url", "https://extra.example.org/simple"]
+
+
+def test_within_range_keeps_the_extras_and_swaps_the_pin() -> None:
+    ranges = {"uvicorn": ">=0.30,<0.55", "uvicorn-worker": ">=0.2,<0.5"}
+    assert wh.within_range("uvicorn[standard]==0.54.0", ranges) == "uvicorn[standard]>=0.30,<0.55"
+    assert wh.within_range("uvicorn_worker==0.4.0", ranges) == "uvicorn_worker>=0.2,<0.5"
+    assert wh.within_range("gunicorn==27.0.1", ranges) == "gunicorn==27.0.1"
+
+
+PIP_SDIST_FAILURE = """\
+  Building wheel for netifaces (pyproject.toml): started
+  error: subprocess-exited-with-error
+  × Building wheel for netifaces (pyproject.toml) did not run successfully.
+  │ exit code: 1
+      netifaces.c:1:10: fatal error: Python.h: No such file or directory
+  error: command '/usr/bin/x86_64-linux-gnu-gcc' failed with exit code 1
+  ERROR: Failed building wheel for netifaces
+Failed to build netifaces
+ERROR: Could not build wheels for netifaces, which is required to install pyproject.toml-based projects
+"""
+
+
+def test_a_failed_sdist_build_is_named_with_its_version_and_cause() -> None:
+    line = wh.build_failure(PIP_SDIST_FAILURE, [f"docopt==0.6.2 --hash=sha256:{H1}", f"netifaces==0.11.0 --hash=sha256:{H2}"])
+    assert line.startswith("could not build a wheel for netifaces==0.11.0 from its sdist: "
+                           "netifaces.c:1:10: fatal error: Python.h: No such file or directory. ")
+    assert "fastapi_app_build_packages" in line
+    assert wh.build_failure("ERROR: No matching distribution found for x==1", []) == ""
 
 
 def test_serving_stack_comes_from_the_lock_where_it_has_it() -> None:
@@ -131,9 +188,15 @@ def value(flag):
 def wheel(dest, name, version):
     dest.mkdir(parents=True, exist_ok=True)
     (dest / f"{{name}}-{{version}}-py3-none-any.whl").write_bytes(f"{{name}} {{version}}".encode())
+with open({log!r} + ".argv", "a") as log:
+    log.write(" ".join(args) + "\\n")
 if args[:2] == ["pip", "compile"]:
-    for line in pathlib.Path(args[2]).read_text().split():
-        print(line + " --hash=sha256:" + "3" * 64)
+    wanted = pathlib.Path(args[2]).read_text().split()
+    # uv's resolver on the one conflict these tests stage: the pinned uvicorn-worker needs a newer uvicorn.
+    if ("uvicorn-worker==0.4.0" in wanted or "uvicorn-worker>=0.4,<0.5" in wanted) and "uvicorn==0.32.0" in value("--constraint").read_text():
+        sys.exit("No solution found: uvicorn-worker==0.4.0 depends on uvicorn>=0.36.0")
+    for line in wanted:
+        print(line.replace(">=0.2,<0.5", "==0.3.0") + " --hash=sha256:" + "3" * 64)
 elif args[0] == "wheel":
     for line in value("--requirement").read_text().splitlines():
         wheel(value("--wheel-dir"), *line.split(" ")[0].split("=="))
@@ -261,3 +324,27 @@ def test_a_kept_wheel_whose_hash_the_lock_does_not_allow_is_not_taken(tmp_path: 
     log.write_text("")
     assert wh.main(argv) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["downloaded"] == 2
+
+
+def test_a_lock_with_an_older_uvicorn_gets_the_worker_version_in_the_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The role's pins first; when they conflict with the lock, the same packages within the
+    supported range: the lock's uvicorn stays, uvicorn-worker is the one that goes with it."""
+    lock = f"uvicorn[standard]==0.32.0 ; python_version >= '3.10' --hash=sha256:{H1}\n"
+    argv, log = build_args(tmp_path, ["gunicorn==27.0.1", "uvicorn-worker==0.4.0", "uvicorn[standard]==0.54.0"], lock)
+    assert wh.main([*argv, "--runtime-range=uvicorn-worker=>=0.2,<0.5"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert (built["from_lock"], built["added"]) == (["uvicorn==0.32.0"], ["gunicorn==27.0.1", "uvicorn-worker==0.3.0"])
+    calls = Path(f"{log}.argv").read_text().splitlines()
+    assert [c.split()[:2] for c in calls].count(["pip", "compile"]) == 2
+    wheel = next(c for c in calls if c.startswith("wheel "))
+    assert "--use-pep517" in wheel.split() and "--require-hashes" in wheel.split()
+
+
+def test_a_serving_stack_outside_the_range_fails_naming_both(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lock = f"uvicorn==0.32.0 --hash=sha256:{H1}\n"
+    argv, _ = build_args(tmp_path, ["gunicorn==27.0.1", "uvicorn-worker==0.4.0"], lock)
+    assert wh.main([*argv, "--runtime-range=uvicorn-worker=>=0.4,<0.5", "--runtime-range=uvicorn=>=0.36"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("fastapi_app_lockfile: the serving stack (gunicorn==27.0.1, uvicorn-worker==0.4.0) cannot be added "
+                            "to the lock's versions uvicorn==0.32.0 within the range the role supports")
+    assert "uvicorn-worker==0.4.0 depends on uvicorn>=0.36.0" in error

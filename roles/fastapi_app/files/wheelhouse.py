@@ -34,7 +34,15 @@ from pathlib import Path
 
 NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 COMMENT = re.compile(r"(^|\s)#.*$")
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+# name[extras]==version, then an optional "; marker" and the per-requirement --hash options.
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?P<extras>\[[^\]]*\])?\s*==\s*(?P<version>[^\s;\\,]+)"
+                 r"\s*(?:;(?P<marker>.*?))?\s*(?P<hashes>(?:--hash[= ]\S+\s*)*)$")
+HASH = re.compile(r"--hash[= ](?:sha256:)?([0-9a-f]{64})\b")
+# pip options of a requirements file that only say where the files come from (the hashes still
+# decide which files are taken): honoured on the build host. uv and pip-compile write the first.
+SOURCE_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--trusted-host", "--find-links", "-f",
+                  "--no-binary", "--only-binary", "--prefer-binary", "--pre")
+EDITABLE = ("-e ", "--editable ", "--editable=")
 
 
 class BuildError(Exception):
@@ -55,10 +63,12 @@ def requirement_name(requirement: str) -> str:
 
 @dataclass
 class LockedSet:
-    """Requirement entries (continuation lines joined) and the local projects the lock names."""
+    """Requirement entries (continuation lines joined), the local projects the lock names and the
+    pip options that say where the files come from."""
 
     entries: list[str] = field(default_factory=list)
     local: list[str] = field(default_factory=list)
+    options: list[str] = field(default_factory=list)
 
     def names(self) -> dict[str, str]:
         """Normalized name -> locked version."""
@@ -66,42 +76,70 @@ class LockedSet:
         for entry in self.entries:
             match = PIN.match(entry)
             if match:
-                pins[normalize(match.group(1))] = match.group(2)
+                pins[normalize(match.group("name"))] = match.group("version")
         return pins
 
     def constraints(self) -> str:
-        """The pins without hashes: constraints for resolving what the lock lacks."""
-        return "".join(entry.split(" --hash")[0].rstrip(" \\") + "\n" for entry in self.entries)
+        """The pins without extras and hashes: constraints for resolving what the lock lacks."""
+        lines = []
+        for entry in self.entries:
+            match = PIN.match(entry)
+            if match:
+                marker = f" ; {match.group('marker').strip()}" if match.group("marker") else ""
+                lines.append(f"{match.group('name')}=={match.group('version')}{marker}\n")
+        return "".join(lines)
 
 
-def parse_requirements(text: str, require_hashes: bool) -> LockedSet:
-    """A requirements file in the form `uv export` and `pip-compile --generate-hashes` write."""
-    locked = LockedSet()
-    logical: list[str] = []
+def marker(entry: str) -> str:
+    """The environment marker of a lock entry, "" without one."""
+    match = PIN.match(entry)
+    return (match.group("marker") or "").strip() if match else ""
+
+
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, the line with its continuations joined and comments removed)."""
+    logical: list[tuple[int, str]] = []
     current: list[str] = []
-    for raw in text.splitlines():
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = COMMENT.sub("", raw).strip()
         continued = line.endswith("\\")
         line = line.removesuffix("\\").strip()
+        if line and not current:
+            start = number
         if line:
             current.append(line)
         if not continued and current:
-            logical.append(" ".join(current))
+            logical.append((start, " ".join(current)))
             current = []
     if current:
-        logical.append(" ".join(current))
-    for entry in logical:
-        if entry.startswith(("-e ", "--editable ")):
-            locked.local.append(entry.split(None, 1)[1])
+        raise BuildError(f"line {start}: the lock ends inside a continued line (a trailing '\\'): {' '.join(current)!r}")
+    return logical
+
+
+def parse_requirements(text: str, require_hashes: bool) -> LockedSet:
+    """A requirements lock in any form pip-compile, uv, poetry export and pdm export write:
+    extras, environment markers, continuation lines, several hashes, comments, index options.
+    Local projects (`.`, `-e ./lib`) are kept apart: they are built from the source."""
+    locked = LockedSet()
+    for number, entry in logical_lines(text):
+        if entry.startswith(EDITABLE):
+            locked.local.append(re.split(r"[ =]", entry, maxsplit=1)[1].strip().split(" ;")[0].split(" --hash")[0])
         elif entry.startswith((".", "/", "file:")):
             locked.local.append(entry.split(" ;")[0].split(" --hash")[0])
         elif entry.startswith("-"):
-            raise BuildError(f"unsupported option line in the lock: {entry!r}")
+            option = re.split(r"[ =]", entry, maxsplit=1)[0]
+            if option not in SOURCE_OPTIONS:
+                raise BuildError(f"line {number}: {entry!r}: a lock takes no {option} line (pip's index options are "
+                                 f"honoured: {', '.join(SOURCE_OPTIONS[:4])}...); write every requirement into the one file")
+            locked.options.append(entry)
         else:
-            if not PIN.match(entry):
-                raise BuildError(f"the lock does not pin an exact version: {entry!r}")
-            if require_hashes and "--hash=" not in entry:
-                raise BuildError(f"the lock has no --hash for {entry!r}: lock it with hashes (pip-compile --generate-hashes, uv pip compile --generate-hashes)")
+            match = PIN.match(entry)
+            if not match:
+                raise BuildError(f"line {number}: the lock does not pin an exact version (name==version): {entry!r}")
+            if require_hashes and not HASH.search(match.group("hashes") or ""):
+                raise BuildError(f"line {number}: the lock has no sha256 --hash for {entry!r}: lock it with hashes "
+                                 "(pip-compile --generate-hashes, uv export, poetry export)")
             locked.entries.append(entry)
     return locked
 
@@ -198,7 +236,7 @@ def dependency_key(locked: LockedSet, runtime: list[str], python: str, uv_spec: 
     """What decides a release's dependency wheels: the locked set, the serving stack, the
     interpreter and machine they are built for, and the uv that ships with them."""
     digest = hashlib.sha256()
-    for part in [*locked.entries, "", *runtime, "", python, platform.machine(), uv_spec]:
+    for part in [*locked.options, *locked.entries, "", *runtime, "", python, platform.machine(), uv_spec]:
         digest.update(part.encode() + b"\n")
     return digest.hexdigest()[:20]
 
@@ -259,6 +297,90 @@ def prune_sets(store: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def index_arguments(options: list[str]) -> list[str]:
+    """The lock's index options as uv pip compile takes them."""
+    argv: list[str] = []
+    for option in options:
+        name, _, value = option.replace("=", " ", 1).partition(" ")
+        if name in ("--index-url", "-i"):
+            argv += ["--index-url", value.strip()]
+        elif name == "--extra-index-url":
+            argv += ["--extra-index-url", value.strip()]
+    return argv
+
+
+def serving_additions(args: argparse.Namespace, work: Path, locked: LockedSet, add: list[str]) -> LockedSet:
+    """The serving packages the lock lacks, resolved with every locked version as a constraint.
+
+    The role's pins first; when they do not go with the locked versions (an app that locks an
+    older uvicorn than the pinned uvicorn-worker needs), the same packages within the range the
+    role's worker supports (--runtime-range), so the app's locked versions win."""
+    (work / "locked-constraints.txt").write_text(locked.constraints())
+    ranges = dict(item.split("=", 1) for item in args.runtime_range)
+    attempts = [add]
+    if ranges:
+        attempts.append([within_range(requirement, ranges) for requirement in add])
+    failure = ""
+    for requirements in attempts:
+        (work / "serving.in").write_text("".join(f"{r}\n" for r in requirements))
+        try:
+            compiled = run([str(args.uv), "pip", "compile", str(work / "serving.in"), "--constraint", str(work / "locked-constraints.txt"),
+                            "--generate-hashes", "--no-header", "--no-annotate", "--python", str(args.python),
+                            "--cache-dir", str(args.cache / "uv"), *index_arguments(locked.options)],
+                           what="adding the serving stack (fastapi_app_runtime_packages) to the locked versions")
+        except BuildError as error:
+            failure = str(error)
+            continue
+        return parse_requirements(compiled, require_hashes=True)
+    pinned = {name: version for name, version in locked.names().items() if name in ranges}
+    raise BuildError(f"the serving stack ({', '.join(add)}) cannot be added to the lock's versions "
+                     f"{', '.join(f'{n}=={v}' for n, v in pinned.items()) or ''} within the range the role supports "
+                     f"({', '.join(f'{n}{r}' for n, r in ranges.items())}): lock versions inside it, "
+                     f"or add the serving packages to the app's lock yourself\n{failure}")
+
+
+def within_range(requirement: str, ranges: dict[str, str]) -> str:
+    """uvicorn[standard]==0.54.0 -> uvicorn[standard]>=0.30.0,<0.55 (the range of its name)."""
+    match = re.match(r"^([A-Za-z0-9._-]+)(\[[^\]]*\])?", requirement)
+    assert match is not None
+    name = normalize(match.group(1))
+    return f"{match.group(1)}{match.group(2) or ''}{ranges[name]}" if name in ranges else requirement
+
+
+def build_failure(output: str, missing: list[str]) -> str:
+    """One line naming the package whose wheel could not be built, its version and the cause."""
+    failed = re.findall(r"Failed (?:building wheel for|to build) ([A-Za-z0-9._-]+)", output)
+    if not failed:
+        return ""
+    name = normalize(failed[0])
+    version = next((m.group("version") for m in map(PIN.match, missing) if m and normalize(m.group("name")) == name), "?")
+    causes = [line.strip() for line in output.splitlines()
+              if re.search(r"(fatal error:|error: (?!subprocess-exited-with-error|metadata-generation-failed|"
+                           r"legacy-install-failure|failed-wheel-build-for-install)|No such file or directory|"
+                           r"can't find Rust compiler|command '.*' failed)", line)]
+    cause = causes[0] if causes else "see the build's output below"
+    return (f"could not build a wheel for {name}=={version} from its sdist: {cause}. A compiler, headers or a "
+            "toolchain it needs go into fastapi_app_build_packages (Debian packages for the build host, e.g. "
+            "gcc, python3-dev, libpq-dev); or lock a version that has a wheel for this Python and machine")
+
+
+def build_wheels(args: argparse.Namespace, work: Path, missing: list[str]) -> list[str]:
+    """pip wheel of the entries not kept on this host: downloads wheels, builds sdists.
+
+    Each sdist is built in an isolated PEP 517 environment with a current build backend, also
+    an old one with only a setup.py (Debian's pip would otherwise run `setup.py bdist_wheel`
+    with the system's setuptools and no `wheel`). Returns the names of the packages built from
+    their sdists."""
+    try:
+        output = run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--use-pep517",
+             "--cache-dir", str(args.cache / "pip"), "--wheel-dir", str(work / "wheels"),
+             "--requirement", str(work / "wanted.txt")], what="pip wheel (downloading the locked set)")
+    except BuildError as error:
+        named = build_failure(str(error), missing)
+        raise BuildError(f"{named}\n{error}" if named else str(error)) from None
+    return sorted({normalize(name) for name in re.findall(r"Created wheel for ([A-Za-z0-9._-]+):", output)})
+
+
 def dependency_set(args: argparse.Namespace, locked: LockedSet, python: str) -> tuple[Path, dict[str, object]]:
     """The directory with the dependency wheels (wheels/, the uv wheel in tools/) and set.json.
 
@@ -267,7 +389,7 @@ def dependency_set(args: argparse.Namespace, locked: LockedSet, python: str) -> 
     from a temporary directory), so an interrupted or concurrent build never leaves half of one.
     """
     store = args.cache / "wheelsets"
-    done = store / dependency_key(locked, args.runtime, python, args.uv_spec)
+    done = store / dependency_key(locked, [*args.runtime, *args.runtime_range], python, args.uv_spec)
     if (done / "set.json").exists():
         os.utime(done)
         return done, {**json.loads((done / "set.json").read_text()), "dependencies": "reused"}
@@ -278,12 +400,7 @@ def dependency_set(args: argparse.Namespace, locked: LockedSet, python: str) -> 
     added: list[str] = []
     wanted = locked.entries[:]
     if add:
-        (work / "serving.in").write_text("".join(f"{r}\n" for r in add))
-        (work / "locked-constraints.txt").write_text(locked.constraints())
-        compiled = run([str(args.uv), "pip", "compile", str(work / "serving.in"), "--constraint", str(work / "locked-constraints.txt"),
-                        "--generate-hashes", "--no-header", "--no-annotate", "--python", str(args.python), "--cache-dir", str(args.cache / "uv")],
-                       what="adding the serving stack (fastapi_app_runtime_packages) to the locked versions")
-        extra = parse_requirements(compiled, require_hashes=True)
+        extra = serving_additions(args, work, locked, add)
         locked_names = locked.names()
         for entry in extra.entries:
             if requirement_name(entry) not in locked_names:
@@ -294,14 +411,14 @@ def dependency_set(args: argparse.Namespace, locked: LockedSet, python: str) -> 
     for entry in wanted:
         wheel = next((kept[digest] for digest in entry_hashes(entry) if digest in kept), None)
         # A marker is pip's to judge: such an entry always goes to pip.
-        if wheel is None or " ; " in entry.split(" --hash")[0]:
+        if wheel is None or marker(entry):
             missing.append(entry)
         else:
             link_into_file(wheel, work / "wheels" / wheel.name)
+    from_source: list[str] = []
     if missing:
-        (work / "wanted.txt").write_text("".join(f"{entry}\n" for entry in missing))
-        run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--cache-dir", str(args.cache / "pip"),
-             "--wheel-dir", str(work / "wheels"), "--requirement", str(work / "wanted.txt")], what="pip wheel (downloading the locked set)")
+        (work / "wanted.txt").write_text("".join(f"{line}\n" for line in [*locked.options, *missing]))
+        from_source = build_wheels(args, work, missing)
     tools = [wheel for kept in complete_sets(store) for wheel in sorted((kept / "tools").glob(f"{args.uv_spec.replace('==', '-')}-*.whl"))]
     if tools:
         link_into_file(tools[0], work / "tools" / tools[0].name)
@@ -309,7 +426,8 @@ def dependency_set(args: argparse.Namespace, locked: LockedSet, python: str) -> 
         run([str(args.pip), "download", "--no-input", "--no-deps", "--only-binary", ":all:", "--cache-dir", str(args.cache / "pip"),
              "--dest", str(work / "tools"), args.uv_spec], what="pip download " + args.uv_spec)
     (work / "hashes.json").write_text(json.dumps({wheel.name: sha256(wheel) for wheel in (work / "wheels").glob("*.whl")}, sort_keys=True))
-    info = {"locked": len(locked.entries), "added": added, "from_lock": from_lock, "downloaded": len(missing)}
+    info = {"locked": len(locked.entries), "added": added, "from_lock": from_lock, "downloaded": len(missing),
+            "built_from_source": from_source}
     (work / "set.json").write_text(json.dumps(info, sort_keys=True) + "\n")
     try:
         work.rename(done)
@@ -358,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lock", required=True, help="the lockfile, relative to --src")
     parser.add_argument("--project-dir", default="", help="the app's project, relative to --src")
     parser.add_argument("--runtime", action="append", default=[], help="a serving-stack requirement")
+    parser.add_argument("--runtime-range", action="append", default=[],
+                        help="NAME=SPECIFIER: the versions of a serving package the role supports, e.g. uvicorn=>=0.30,<0.55")
     parser.add_argument("--python", type=Path, required=True)
     parser.add_argument("--uv", type=Path, required=True)
     parser.add_argument("--uv-spec", required=True)
