@@ -1,0 +1,1 @@
+"""legacy_app: a tiny FastAPI app locked with Poetry."""

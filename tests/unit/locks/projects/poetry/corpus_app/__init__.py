@@ -1,0 +1,1 @@
+"""corpus_app: a tiny FastAPI app whose dependency locks are the test corpus."""
