@@ -204,7 +204,10 @@ DISTRIBUTIONS = ("import importlib.metadata as m, json, re; print(json.dumps(sor
 
 
 def installed(app: Any, release: str = "current") -> dict[str, str]:
-    python = f"{BASE}/{'current' if release == 'current' else 'releases/' + release}/venv/bin/python"
+    return installed_at(app, f"{BASE}/{'current' if release == 'current' else 'releases/' + release}/venv/bin/python")
+
+
+def installed_at(app: Any, python: str) -> dict[str, str]:
     return dict(json.loads(app.check_output(f"{python} -c {json.dumps(DISTRIBUTIONS)}")))
 
 
@@ -278,3 +281,53 @@ def test_state_absent_removes_the_app_with_its_processes_and_timers(apps: dict[s
     assert gone.check_output("systemctl list-units --all --no-legend 'orders*' || true") == ""
     assert not gone.file(BASE).exists and not gone.file("/etc/orders").exists
     assert json.loads(kept.check_output("curl -sS --fail http://127.0.0.1/version"))["release"]
+
+
+LEGACY_LOCK = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "files" / "legacy_app" / "requirements.lock"
+
+
+def legacy_locked() -> dict[str, str]:
+    """The lock's pins that apply on Linux (entries whose marker names win32 are left out)."""
+    pins = {}
+    for entry in re.sub(r"\\\n", " ", LEGACY_LOCK.read_text()).splitlines():
+        match = re.match(r"^([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;]+)(?:;([^-]*))?", entry)
+        if match and "win32\"" not in (match.group(3) or "").replace('!= "win32"', ""):
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
+
+
+def test_a_real_projects_lock_deploys_to_a_host_without_compiler_or_index(apps: dict[str, Any]) -> None:
+    """legacy_app's PDM-exported lock: an extra, win32-only packages, a setup.py-only sdist, a C
+    extension from its sdist and uvicorn 0.32.0: every host runs exactly the lock's Linux set plus
+    the serving packages it lacks, from the wheels built on app1."""
+    locked = legacy_locked()
+    assert {"colorama", "pywin32"}.isdisjoint(locked) and locked["uvicorn"] == "0.32.0" and "netifaces" in locked
+    found = {}
+    for name, app in apps.items():
+        answer = json.loads(app.check_output("curl -sS --fail http://127.0.0.1:8081/"))
+        assert (answer["uvicorn"], answer["docopt"], answer["netifaces"]) == ("0.32.0", "0.6.2", "0.11.0"), (name, answer)
+        assert answer["interfaces"] >= 1
+        found[name] = installed_at(app, "/opt/legacy/current/venv/bin/python")
+    first = found[APP_HOSTS[0]]
+    assert all(dists == first for dists in found.values()), found
+    assert {name: first.get(name) for name in locked} == locked
+    assert set(first) - set(locked) == {"gunicorn", "uvicorn-worker", "legacy-app"}
+    # The worker that goes with the lock's uvicorn, inside the range the role supports.
+    worker = first["uvicorn-worker"]
+    assert tuple(int(part) for part in worker.split(".")[:2]) < (0, 4), worker
+    manifests = {app.check_output("cat /opt/legacy/current/manifest.json") for app in apps.values()}
+    assert len(manifests) == 1
+    manifest = json.loads(manifests.pop())
+    assert manifest["built_from_source"] == ["docopt", "netifaces"], manifest
+    assert manifest["from_lock"] == ["uvicorn==0.32.0"]
+
+
+def test_the_c_extension_built_on_the_build_host_imports_where_no_compiler_is(apps: dict[str, Any]) -> None:
+    offline = apps[APP_HOSTS[1]]
+    module = offline.check_output("/opt/legacy/current/venv/bin/python -c 'import netifaces; print(netifaces.__file__)'")
+    assert module.endswith(".so") and "/opt/legacy/releases/" in offline.check_output(f"readlink -f {module}"), module
+    assert offline.run("command -v gcc cc x86_64-linux-gnu-gcc").stdout.strip() == ""
+    assert not offline.file("/usr/include/python3.11/Python.h").exists
+    # The build packages went to the build host only.
+    assert apps[APP_HOSTS[0]].package("python3-dev").is_installed
+    assert not offline.package("python3-dev").is_installed
