@@ -40,7 +40,11 @@ from typing import Any
 
 from gunicorn.arbiter import Arbiter
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+# The WebSocket protocol uvicorn's "auto" picks: WebSocketsSansIOProtocol (websockets_sansio_impl,
+# uvicorn >= 0.35) once "auto" chose it, WebSocketProtocol (websockets_impl, on websockets' legacy
+# API) before that, WSProtocol (wsproto_impl) without `websockets`; None with neither library.
+from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker as _UvicornWorker
 
@@ -69,6 +73,32 @@ def _seconds(name: str, default: float) -> float:
         return default
 
 
+CLOSE_HEADER = (b"connection", b"close")
+
+
+def _writes_connection_close(protocol: type | None) -> bool:
+    """Whether the request cycle of this uvicorn protocol writes ``Connection: close`` itself
+    once its keep_alive is off (httptools_impl of later uvicorns does; older ones, and h11_impl,
+    only close the connection after the response, which an upstream keep-alive pool cannot see
+    coming). Read from the code of its send(); if that ever moves, the header comes from
+    close_after_response() instead, which uvicorn then does not repeat."""
+    cycle = getattr(sys.modules.get(getattr(protocol, "__module__", "")), "RequestResponseCycle", None)
+    send = getattr(getattr(cycle, "send", None), "__code__", None)
+    return send is not None and any(
+        isinstance(constant, bytes) and constant.lower().startswith(b"connection: close")
+        for constant in send.co_consts
+    )
+
+
+def close_after_response(cycle: Any) -> None:
+    """The connection closes once this request's response is sent, and the response says so."""
+    cycle.keep_alive = False
+    if cycle.response_started or _CYCLE_WRITES_CLOSE.get(type(cycle).__module__, False):
+        return
+    if CLOSE_HEADER not in cycle.default_headers:
+        cycle.default_headers = [*cycle.default_headers, CLOSE_HEADER]
+
+
 class DrainingMixin:
     """Keep idle connections open while draining; answer late requests with Connection: close."""
 
@@ -83,14 +113,14 @@ class DrainingMixin:
         if self.cycle is None or self.cycle.response_complete:
             self.loop.call_later(_seconds("FASTAPI_APP_DRAIN_SECONDS", 6.0), self._close_if_idle)
         else:
-            self.cycle.keep_alive = False
+            close_after_response(self.cycle)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)  # type: ignore[misc]
         self._partial = bool(data) and (self.cycle is None or self.cycle.response_complete)
         # A request parsed after the drain began: serve it, then close the connection.
         if _draining and self.cycle is not None:
-            self.cycle.keep_alive = False
+            close_after_response(self.cycle)
 
     def _close_if_idle(self, retries: int = 3) -> None:
         # Upgraded to a WebSocket meanwhile: that protocol owns the transport now.
@@ -101,7 +131,7 @@ class DrainingMixin:
         elif self.cycle is None or self.cycle.response_complete:
             self.transport.close()
         else:
-            self.cycle.keep_alive = False
+            close_after_response(self.cycle)
 
 
 class DrainingH11Protocol(DrainingMixin, H11Protocol):
@@ -114,27 +144,52 @@ if HttpToolsProtocol is not None:
         pass
 
 
-class GraceWebSocketProtocol(WebSocketsSansIOProtocol):
-    """The protocol uvicorn's "auto" picks with `websockets` installed, closing with 1012 after a grace."""
+# By the module of the request cycle (each protocol's module has its own RequestResponseCycle).
+_CYCLE_WRITES_CLOSE = {
+    protocol.__module__: _writes_connection_close(protocol) for protocol in (H11Protocol, HttpToolsProtocol) if protocol
+}
+
+
+class GraceWebSocketMixin:
+    """Over the protocol uvicorn's "auto" picks: its close frame (1012, service restart) comes
+    after a grace."""
+
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[misc]
         # Upgraded on a connection the drain kept open: the server's shutdown call has passed
         # it by, so it schedules its own close frame, after the same grace.
         if _draining:
             grace = _seconds("FASTAPI_APP_WEBSOCKET_GRACE_SECONDS", 0.0)
             self.loop.call_later(max(grace, 0.5), self._shutdown_now)
 
+    def _handshake_complete(self) -> bool:
+        # websockets_impl (websockets' legacy API) has an event; sansio and wsproto a flag.
+        event = getattr(self, "handshake_completed_event", None)
+        if event is not None:
+            return bool(event.is_set())
+        return bool(getattr(self, "handshake_complete", False))
+
     def shutdown(self) -> None:
         grace = _seconds("FASTAPI_APP_WEBSOCKET_GRACE_SECONDS", 0.0)
-        if grace and self.handshake_complete and not self.close_sent:
+        # close_sent: a flag (sansio, wsproto) or the Close frame sent, None before (legacy).
+        if grace and self._handshake_complete() and not getattr(self, "close_sent", None):
             self.loop.call_later(grace, self._shutdown_now)
         else:
-            super().shutdown()
+            super().shutdown()  # type: ignore[misc]
 
     def _shutdown_now(self) -> None:
         if not self.transport.is_closing():
-            super().shutdown()
+            super().shutdown()  # type: ignore[misc]
+
+
+GraceWebSocketProtocol: type[asyncio.Protocol] | None = None
+if AutoWebSocketsProtocol is not None:
+
+    class GraceWebSocketProtocol(GraceWebSocketMixin, AutoWebSocketsProtocol):  # type: ignore[no-redef,misc,valid-type]
+        pass
 
 
 def _alive(pid: int) -> bool:
@@ -248,7 +303,8 @@ class UvicornWorker(_UvicornWorker):
     CONFIG_KWARGS: dict[str, Any] = {
         "loop": "auto",
         "http": DrainingHttpToolsProtocol if HttpToolsProtocol is not None else DrainingH11Protocol,
-        "ws": GraceWebSocketProtocol,
+        # No WebSocket library at all: "auto" (uvicorn then answers upgrades as plain HTTP).
+        "ws": GraceWebSocketProtocol if GraceWebSocketProtocol is not None else "auto",
     }
 
     async def _serve(self) -> None:
