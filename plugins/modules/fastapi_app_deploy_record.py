@@ -125,7 +125,7 @@ def journal_fields(entry: dict[str, Any], identifier: str) -> str:
 def record(path: Path, entry: dict[str, Any], group: str, identifier: str, run_command: RunCommand) -> tuple[dict[str, Any], bool]:
     full = {"time": utc_now(), **entry}
     append_line(path, json.dumps(full), group_id(group))
-    rc, _, _ = run_command(["logger", "--journald"], data=journal_fields(full, identifier))
+    rc, _out, _err = run_command(["logger", "--journald"], data=journal_fields(full, identifier))
     return full, rc == 0
 
 

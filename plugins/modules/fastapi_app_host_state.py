@@ -203,7 +203,7 @@ def installed_packages(run_command: Any, packages: list[str]) -> set[str]:
     """Names among packages that dpkg reports as installed."""
     if not packages:
         return set()
-    _, out, _ = run_command(["dpkg-query", "--show", "--showformat=${db:Status-Status} ${Package}\\n", *packages])
+    _rc, out, _err = run_command(["dpkg-query", "--show", "--showformat=${db:Status-Status} ${Package}\\n", *packages])
     return {line.split(" ", 1)[1].split(":", 1)[0] for line in out.splitlines() if line.startswith("installed ")}
 
 
@@ -281,7 +281,7 @@ def release_dirs(releases_dir: Path) -> tuple[list[str], list[str]]:
             found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
         else:
             partial.append(entry.name)
-    return [name for _, name in sorted(found)], sorted(partial)
+    return [name for _mtime, name in sorted(found)], sorted(partial)
 
 
 def role_units(unit_dir: Path, prefix: str) -> tuple[list[str], list[str]]:
@@ -293,7 +293,7 @@ def role_units(unit_dir: Path, prefix: str) -> tuple[list[str], list[str]]:
     for path in sorted(unit_dir.glob(f"{prefix}*")):
         try:
             with path.open() as unit:
-                head = [unit.readline() for _ in range(3)]
+                head = [unit.readline() for _line in range(3)]
         except (OSError, UnicodeDecodeError):
             continue
         if path.is_file() and not path.is_symlink() and marker in head:
@@ -338,7 +338,7 @@ def unit_states(run_command: Any, units: list[str]) -> dict[str, dict[str, str]]
     """ActiveState, SubState and LoadState of each unit, from one `systemctl show`."""
     if not units:
         return {}
-    _, out, _ = run_command(["systemctl", "show", "--property=Id,ActiveState,SubState,LoadState,UnitFileState", "--", *units])
+    _rc, out, _err = run_command(["systemctl", "show", "--property=Id,ActiveState,SubState,LoadState,UnitFileState", "--", *units])
     states: dict[str, dict[str, str]] = {}
     # One block per unit, in the order asked, separated by an empty line.
     for unit, block in zip(units, out.strip().split("\n\n")):

@@ -110,7 +110,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 def connection(url: str, unix_socket: str | None, timeout: float) -> http.client.HTTPConnection:
     if unix_socket:
         return UnixHTTPConnection(unix_socket, timeout)
-    scheme, _, address = url.partition("://")
+    scheme, _sep, address = url.partition("://")
     if scheme == "https":
         # The role's own nginx on loopback: its certificate may be self-signed or for other names.
         context = ssl.create_default_context()
@@ -152,7 +152,9 @@ def mismatch(answer: dict[str, Any], check: dict[str, Any]) -> str:
 
 def probe(params: dict[str, Any], sleep: Any = time.sleep, clock: Any = time.monotonic) -> dict[str, Any]:
     """The answers, and msg when a check failed (the first one only after `wait`)."""
-    ask_one = (lambda check: ask(params["url"], params.get("unix_socket"), params.get("host"), check["path"], params["timeout"]))
+    def ask_one(check: dict[str, Any]) -> dict[str, Any]:
+        return ask(params["url"], params.get("unix_socket"), params.get("host"), check["path"], params["timeout"])
+
     checks = params["checks"]
     deadline = clock() + float(params.get("wait") or 0)
     answers = [ask_one(checks[0])]
