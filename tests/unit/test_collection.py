@@ -186,7 +186,6 @@ def test_every_module_of_the_installed_collection_has_its_documentation(installe
         assert documented["options"], module
 
 
-
 def test_every_filter_and_lookup_of_the_installed_collection_has_its_documentation(installed: Path):
     """A filter's documentation is plugins/filter/<name>.yml beside the file that defines it; the
     lookup's is in its Python file. ansible-doc reads both, with examples and return values."""
@@ -199,6 +198,7 @@ def test_every_filter_and_lookup_of_the_installed_collection_has_its_documentati
             entry = documented[f"{FQCN}.{name}"]
             assert entry["doc"]["name"] == name and entry["doc"]["short_description"] and entry["doc"]["options"], name
             assert entry["examples"] and entry["return"], name
+
 
 def test_a_git_url_pinned_to_a_commit_installs_the_same_collection(installed: Path, tmp_path: Path):
     repository, commit = snapshot(tmp_path / "repository")
