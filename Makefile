@@ -31,9 +31,12 @@ collection:
 bootstrap:
 	scripts/bootstrap.sh all
 
+# scripts/sanity.sh: ansible-test sanity and antsibull-docs on the collection (about 1.5 min with its
+# cached virtualenvs; the first run makes them from PyPI).
 lint:
 	yamllint --strict .
 	ansible-lint
+	scripts/sanity.sh
 
 # orders_app's tests need a real PostgreSQL: pg_virtualenv (Debian's postgresql-common, installed by
 # bootstrap) runs them in a throw-away cluster; its dependencies come from requirements-dev.txt.

@@ -215,7 +215,7 @@ def load_runs(raw_dir: Path) -> dict[str, list[WrkRun]]:
         except WrkParseError as exc:
             raise WrkParseError(f"{path}: {exc}") from exc
         found.setdefault(match.group(2), []).append((int(match.group(1)), run))
-    return {key: [run for _, run in sorted(runs, key=lambda item: item[0])] for key, runs in found.items()}
+    return {key: [run for _unused, run in sorted(runs, key=lambda item: item[0])] for key, runs in found.items()}
 
 
 def parse_meta(text: str) -> dict[str, Any]:
@@ -391,7 +391,7 @@ def plot(doc: Mapping[str, Any], out: Path) -> None:
     machine = doc.get("machine", {})
     other = [r["other_cpu_pct"] for s in stacks for r in s["rounds"] if r.get("other_cpu_pct") is not None]
     fig.suptitle(
-        f"{str(cfg.get('endpoint', 'GET ?')).split(' (')[0]}, wrk -t{cfg.get('threads', '?')} -c{cfg.get('connections', '?')} "
+        f"{str(cfg.get('endpoint', 'GET ?')).split(' (', maxsplit=1)[0]}, wrk -t{cfg.get('threads', '?')} -c{cfg.get('connections', '?')} "
         f"{cfg.get('rounds', '?')} rounds x {cfg.get('duration_s', '?')} s, "
         f"{machine.get('nproc', '?')} cores {machine.get('model_name', '')}, {doc.get('date', '')}"
         + (f"\nCPU used outside the benchmark during a measured run: up to {max(other):.0f} %" if other else ""),

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """HTTP/1.1 load generator that proves a deploy drops zero requests (stdlib only, Python >= 3.11).
 
 Workers are split in fixed proportions: ~40% GET on a kept-alive connection, ~30% GET on a new
@@ -100,14 +99,14 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
     except asyncio.LimitOverrunError:
         raise Failure("protocol", "response head too large") from None
     lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
+    version, _unused, rest = lines[0].partition(" ")
     code = rest[:3]
     if not version.startswith("HTTP/1.") or not code.isdigit():
         raise Failure("protocol", f"bad status line {lines[0][:80]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if line:
-            name, _, value = line.partition(":")
+            name, _unused, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
     status = int(code)
     tokens = {t.strip() for t in headers.get("connection", "").lower().split(",")}
@@ -401,7 +400,7 @@ class LoadGen:
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--url", required=True, help="http://host[:port]; gives the Host header too")
     p.add_argument("--unix-socket", help="connect to this unix socket instead of host:port")
     p.add_argument("--host-header", help="Host header (default: host[:port] of --url)")

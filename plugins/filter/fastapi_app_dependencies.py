@@ -10,14 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from ansible.errors import AnsibleFilterError
+
+# ansible-core requires packaging, so the controller always has it; the guard lets the plugin load
+# where it is missing (ansible-test's import sanity test) and say so only when the filter is used.
+try:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+except ImportError as error:
+    PACKAGING_IMPORT_ERROR: ImportError | None = error
+else:
+    PACKAGING_IMPORT_ERROR = None
 
 
 def python_mismatch(requires_python: str, version: str, interpreter: str) -> str:
     """An error message when the interpreter's version is outside requires-python, else ''."""
     if not requires_python.strip():
         return ""
+    if PACKAGING_IMPORT_ERROR is not None:
+        raise AnsibleFilterError("fastapi_app_python_mismatch needs the Python package packaging") from PACKAGING_IMPORT_ERROR
     try:
         allowed = SpecifierSet(requires_python)
         found = Version(version)

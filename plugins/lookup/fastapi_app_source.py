@@ -13,6 +13,93 @@ a release reuse the virtualenv of the one before it.
 
 from __future__ import annotations
 
+DOCUMENTATION = r"""
+name: fastapi_app_source
+short_description: Package a controller-side app source into one content-addressed archive
+description:
+  - Packs a directory (or takes a tar archive, wheel or sdist as it is) into the cache directory
+    under its sha256 and describes it. The role ships that archive to every host of a play, and
+    reads the facts of the app's project it needs before the build from the description.
+  - A directory is packed reproducibly (fixed order, owner, times and modes), without VCS data,
+    virtualenvs, caches and build leftovers, so equal trees give equal archives.
+  - Runs on the controller. Use it with C(query) (or C(lookup) with C(wantlist=true)); it returns
+    a list of one dictionary.
+options:
+  _terms:
+    description:
+      - Three terms, in this order.
+      - The kind of source, V(dir), V(archive) (a tar archive) or V(package) (a wheel or sdist).
+      - The source's path on the controller.
+      - The cache directory that receives a packed directory's archive.
+    type: list
+    elements: str
+    required: true
+  lockfile:
+    description:
+      - The lockfile relative to the source. An empty string detects C(uv.lock) or C(pylock.toml),
+        V(none) turns locks off.
+      - A pip requirements file counts as a lock only with a C(--hash) on every requirement.
+    type: str
+    default: ""
+  project_dir:
+    description: The app's project directory relative to the source (a uv workspace member).
+    type: str
+    default: ""
+# No GitHub account speaks for the project yet: (!UNKNOWN) is validate-modules' form for that.
+author: the fastapi_app authors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Package the app directory on the controller
+  ansible.builtin.set_fact:
+    packaged: "{{ query('fastapi_ops.app.fastapi_app_source', 'dir', '/home/me/src/hello_app', '/home/me/.cache/fastapi_app') | first }}"
+
+- name: Describe a wheel, with locks turned off
+  ansible.builtin.debug:
+    msg: >-
+      {{ query('fastapi_ops.app.fastapi_app_source', 'package', 'dist/hello_app-1.0.0-py3-none-any.whl',
+               '/home/me/.cache/fastapi_app', lockfile='none') | first }}
+
+- name: Package a uv workspace whose app is the member apps/api
+  ansible.builtin.set_fact:
+    packaged: >-
+      {{ query('fastapi_ops.app.fastapi_app_source', 'dir', '/home/me/src/workspace', '/home/me/.cache/fastapi_app',
+               project_dir='apps/api') | first }}
+"""
+
+RETURN = r"""
+_raw:
+  description: One dictionary that describes the packaged source.
+  type: list
+  elements: dict
+  contains:
+    sha256:
+      description: The sha256 of the artifact (of the uncompressed tar for a directory).
+      type: str
+    artifact:
+      description: The artifact's path on the controller; for a directory, C(<sha256>.tar.gz) in the cache directory.
+      type: str
+    strip_components:
+      description: Leading path components to strip when unpacking (1 when a tar archive holds one top-level directory).
+      type: int
+    version:
+      description: The project's version (pyproject.toml, or a package's file name), or an empty string.
+      type: str
+    installable:
+      description: Whether the tree's root holds C(pyproject.toml) or C(setup.py), so pip can install it.
+      type: bool
+    dependencies:
+      description: The app's requirements when they are static (pyproject.toml's C([project]) table, a wheel's metadata), else null.
+      type: list
+      elements: str
+    requires_python:
+      description: The project's C(requires-python), or an empty string.
+      type: str
+    lock:
+      description: The lock the release installs (kind V(uv), V(pylock) or V(requirements), path, sha256), or null.
+      type: dict
+"""
+
 import email.parser
 import gzip
 import hashlib
@@ -181,7 +268,8 @@ def find_lock(read: Callable[[str], bytes | None], lockfile: str, project_dir: s
         serving = {package: versions[package] for package in SERVING_PACKAGES if package in versions}
         return {"kind": kind, "path": name, "sha256": hashlib.sha256(data).hexdigest(), "serving": serving}
     if lockfile:
-        raise ValueError(f"fastapi_app_lockfile: {lockfile} is not in the source; give a path relative to fastapi_app_source_path, or '' to detect uv.lock and pylock.toml")
+        raise ValueError(f"fastapi_app_lockfile: {lockfile} is not in the source; give a path relative to fastapi_app_source_path,"
+                         " or '' to detect uv.lock and pylock.toml")
     for foreign, export in FOREIGN_LOCKS.items():
         found = next((f"{where}{foreign}" for where in dict.fromkeys([project, ""]) if read(f"{where}{foreign}") is not None), None)
         if found:
@@ -313,25 +401,6 @@ def package(kind: str, source: str, cache_dir: str, lockfile: str = "", project_
     except ValueError as error:
         # Our own messages start with the name of the Ansible variable at fault.
         raise SourceError(str(error)) from error
-
-
-DOCUMENTATION = r"""
-name: fastapi_app_source
-short_description: Package a controller-side app source into one content-addressed archive
-description:
-  - Packs a directory (or takes a tar archive, wheel or sdist as it is) into the cache directory
-    under its sha256 and describes it; see the module docstring for the fields.
-options:
-  _terms:
-    description: kind (dir, archive or package), the source path, the cache directory.
-    required: true
-  lockfile:
-    description: The lockfile relative to the source; empty detects one, C(none) turns locks off.
-    default: ""
-  project_dir:
-    description: The app's project directory relative to the source (a uv workspace member).
-    default: ""
-"""
 
 
 class LookupModule(LookupBase):

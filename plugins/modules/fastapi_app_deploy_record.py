@@ -9,15 +9,6 @@ runs or a reader never see half a record.
 
 from __future__ import annotations
 
-import grp
-import json
-import os
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 module: fastapi_app_deploy_record
 short_description: Append a deploy to the fastapi_app deploy record
@@ -42,13 +33,42 @@ options:
     description: SYSLOG_IDENTIFIER of the journal entry.
     type: str
     default: fastapi_app
-author: fastapi_app role
+# No GitHub account speaks for the project yet: (!UNKNOWN) is validate-modules' form for that.
+author: the fastapi_app authors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Record a deploy of hello
+  fastapi_ops.app.fastapi_app_deploy_record:
+    path: /var/log/fastapi_app/hello.deploys.jsonl
+    entry:
+      app: hello
+      host: "{{ inventory_hostname }}"
+      release_old: 1.0.0-0123abcdef01
+      release_new: 1.0.1-89abcdef0123
+      action: restart
+      result: ok
 """
 
 RETURN = r"""
-entry: {description: The record as written (with its time)., type: dict, returned: always}
-journal: {description: Whether the journal took the entry., type: bool, returned: always}
+entry:
+  description: The record as written (with its time).
+  type: dict
+  returned: always
+journal:
+  description: Whether the journal took the entry.
+  type: bool
+  returned: always
 """
+
+import grp
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from ansible.module_utils.basic import AnsibleModule
 
 RunCommand = Callable[..., tuple[int, str, str]]
 
@@ -105,7 +125,7 @@ def journal_fields(entry: dict[str, Any], identifier: str) -> str:
 def record(path: Path, entry: dict[str, Any], group: str, identifier: str, run_command: RunCommand) -> tuple[dict[str, Any], bool]:
     full = {"time": utc_now(), **entry}
     append_line(path, json.dumps(full), group_id(group))
-    rc, _, _ = run_command(["logger", "--journald"], data=journal_fields(full, identifier))
+    rc, _out, _err = run_command(["logger", "--journald"], data=journal_fields(full, identifier))
     return full, rc == 0
 
 

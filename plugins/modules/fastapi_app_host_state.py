@@ -9,19 +9,6 @@ Read-only: it reports, it never changes the host.
 
 from __future__ import annotations
 
-import grp
-import hashlib
-import json
-import os
-import pwd
-import stat
-import time
-from collections import deque
-from pathlib import Path
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 module: fastapi_app_host_state
 short_description: Read the host state of one fastapi_app deploy
@@ -90,36 +77,133 @@ options:
     type: list
     elements: str
     default: []
-author: fastapi_app role
+# No GitHub account speaks for the project yet: (!UNKNOWN) is validate-modules' form for that.
+author: the fastapi_app authors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Read what a deploy of hello would change
+  fastapi_ops.app.fastapi_app_host_state:
+    packages: [nginx, python3-venv]
+    group: hello
+    user: hello
+    directories: [/opt/hello, /opt/hello/releases]
+    base_dir: /opt/hello
+    unit_prefix: hello-
+  register: host
+
+- name: Read the last five deploys and the state of the web units
+  fastapi_ops.app.fastapi_app_host_state:
+    group: hello
+    user: hello
+    base_dir: /opt/hello
+    unit_prefix: hello-
+    record: /var/log/fastapi_app/hello.deploys.jsonl
+    record_last: 5
+    service_units: [hello.socket, hello.service]
+  register: status
 """
 
 RETURN = r"""
-packages_missing: {description: Packages of I(packages) that are not installed., type: list, returned: always}
-group: {description: "gid, or null when the group does not exist.", type: dict, returned: always}
-user: {description: "uid, group, comment, home and shell, or null when the user does not exist.", type: dict, returned: always}
-directories: {description: "Per path: owner, group and mode (octal string), or null when it is not a directory.", type: dict, returned: always}
-current: {description: Release id that C(current) points at, or an empty string., type: str, returned: always}
-previous: {description: Release id that C(previous) points at, or an empty string., type: str, returned: always}
-releases: {description: Finished releases (with release.json) under releases/, oldest first., type: list, returned: always}
-partial_releases: {description: "Directories under releases/ without release.json: builds that did not finish.", type: list, returned: always}
-applied: {description: "Content of applied.json, or {}.", type: dict, returned: always}
-current_record: {description: "Content of the current release's release.json, or {}.", type: dict, returned: always}
-units: {description: "The app's process and timer unit files (file names), sorted.", type: list, returned: always}
-instances: {description: "Enabled instances of the app's process units (multi-user.target.wants), sorted.", type: list, returned: always}
-current_since: {description: "When C(current) was last pointed at a release (UTC, ISO 8601), or an empty string.", type: str, returned: always}
-current_age_s: {description: "Seconds since then, or null.", type: int, returned: always}
-deploys: {description: "The last I(record_last) entries of I(record), oldest first; lines that are not JSON objects are skipped.", type: list, returned: always}
-files: {description: "Per existing file of I(files): sha256, owner, group and mode (four octal digits).", type: dict, returned: always}
-paths: {description: "Per existing path of I(paths): type (file, link, directory, other) and target (a link's, else empty).", type: dict, returned: always}
-unit_states: {description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState, UnitFileState; {} without I(service_units).", type: dict, returned: always}
+packages_missing:
+  description: Packages of I(packages) that are not installed.
+  type: list
+  elements: str
+  returned: always
+group:
+  description: gid, or null when the group does not exist.
+  type: dict
+  returned: always
+user:
+  description: uid, group, comment, home and shell, or null when the user does not exist.
+  type: dict
+  returned: always
+directories:
+  description: "Per path: owner, group and mode (octal string), or null when it is not a directory."
+  type: dict
+  returned: always
+current:
+  description: Release id that C(current) points at, or an empty string.
+  type: str
+  returned: always
+previous:
+  description: Release id that C(previous) points at, or an empty string.
+  type: str
+  returned: always
+releases:
+  description: Finished releases (with release.json) under releases/, oldest first.
+  type: list
+  elements: str
+  returned: always
+partial_releases:
+  description: "Directories under releases/ without release.json: builds that did not finish."
+  type: list
+  elements: str
+  returned: always
+applied:
+  description: Content of applied.json, or {}.
+  type: dict
+  returned: always
+current_record:
+  description: Content of the current release's release.json, or {}.
+  type: dict
+  returned: always
+units:
+  description: The app's process and timer unit files (file names), sorted.
+  type: list
+  elements: str
+  returned: always
+instances:
+  description: Enabled instances of the app's process units (multi-user.target.wants), sorted.
+  type: list
+  elements: str
+  returned: always
+current_since:
+  description: When C(current) was last pointed at a release (UTC, ISO 8601), or an empty string.
+  type: str
+  returned: always
+current_age_s:
+  description: Seconds since then, or null.
+  type: int
+  returned: always
+deploys:
+  description: The last I(record_last) entries of I(record), oldest first; lines that are not JSON objects are skipped.
+  type: list
+  elements: dict
+  returned: always
+files:
+  description: "Per existing file of I(files): sha256, owner, group and mode (four octal digits)."
+  type: dict
+  returned: always
+paths:
+  description: "Per existing path of I(paths): type (file, link, directory, other) and target (a link's, else empty)."
+  type: dict
+  returned: always
+unit_states:
+  description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState, UnitFileState; {} without I(service_units)."
+  type: dict
+  returned: always
 """
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import stat
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
 
 
 def installed_packages(run_command: Any, packages: list[str]) -> set[str]:
     """Names among packages that dpkg reports as installed."""
     if not packages:
         return set()
-    _, out, _ = run_command(["dpkg-query", "--show", "--showformat=${db:Status-Status} ${Package}\\n", *packages])
+    _rc, out, _err = run_command(["dpkg-query", "--show", "--showformat=${db:Status-Status} ${Package}\\n", *packages])
     return {line.split(" ", 1)[1].split(":", 1)[0] for line in out.splitlines() if line.startswith("installed ")}
 
 
@@ -197,7 +281,7 @@ def release_dirs(releases_dir: Path) -> tuple[list[str], list[str]]:
             found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
         else:
             partial.append(entry.name)
-    return [name for _, name in sorted(found)], sorted(partial)
+    return [name for _mtime, name in sorted(found)], sorted(partial)
 
 
 def role_units(unit_dir: Path, prefix: str) -> tuple[list[str], list[str]]:
@@ -209,7 +293,7 @@ def role_units(unit_dir: Path, prefix: str) -> tuple[list[str], list[str]]:
     for path in sorted(unit_dir.glob(f"{prefix}*")):
         try:
             with path.open() as unit:
-                head = [unit.readline() for _ in range(3)]
+                head = [unit.readline() for _line in range(3)]
         except (OSError, UnicodeDecodeError):
             continue
         if path.is_file() and not path.is_symlink() and marker in head:
@@ -254,7 +338,7 @@ def unit_states(run_command: Any, units: list[str]) -> dict[str, dict[str, str]]
     """ActiveState, SubState and LoadState of each unit, from one `systemctl show`."""
     if not units:
         return {}
-    _, out, _ = run_command(["systemctl", "show", "--property=Id,ActiveState,SubState,LoadState,UnitFileState", "--", *units])
+    _rc, out, _err = run_command(["systemctl", "show", "--property=Id,ActiveState,SubState,LoadState,UnitFileState", "--", *units])
     states: dict[str, dict[str, str]] = {}
     # One block per unit, in the order asked, separated by an empty line.
     for unit, block in zip(units, out.strip().split("\n\n")):

@@ -27,7 +27,8 @@ options:
     description: Leading path components to strip from the names in the archive (0 or 1).
     type: int
     default: 0
-author: fastapi_app role
+# No GitHub account speaks for the project yet: (!UNKNOWN) is validate-modules' form for that.
+author: the fastapi_app authors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -38,6 +39,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-src: {description: The archive on the controller., type: str, returned: success}
-dest: {description: The directory it was unpacked into., type: str, returned: success}
+src:
+  description: The archive on the controller.
+  type: str
+  returned: success
+dest:
+  description: The directory it was unpacked into.
+  type: str
+  returned: success
 """

@@ -56,10 +56,10 @@ Running 4s test @ http://127.0.0.1:8099/slow
     Latency     1.23s    19.80ms   1.24s    66.67%
     Req/Sec     9.00     14.07    30.00     75.00%
   Latency Distribution
-     50%    1.24s 
-     75%    1.24s 
-     90%    1.24s 
-     99%    1.24s 
+     50%    1.24s\x20
+     75%    1.24s\x20
+     90%    1.24s\x20
+     99%    1.24s\x20
   12 requests in 4.03s, 1.31KB read
 Requests/sec:      2.98
 Transfer/sec:     333.51B
@@ -231,7 +231,7 @@ def test_parse_wrk_without_latency_flag_says_so() -> None:
 
 
 def test_parse_wrk_truncated_output_fails() -> None:
-    truncated = WRK_MS.split("  18776 requests")[0]
+    truncated = WRK_MS.split("  18776 requests", maxsplit=1)[0]
     with pytest.raises(sr.WrkParseError, match="Requests/sec"):
         sr.parse_wrk(truncated)
     with pytest.raises(sr.WrkParseError):

@@ -186,6 +186,20 @@ def test_every_module_of_the_installed_collection_has_its_documentation(installe
         assert documented["options"], module
 
 
+def test_every_filter_and_lookup_of_the_installed_collection_has_its_documentation(installed: Path):
+    """A filter's documentation is plugins/filter/<name>.yml beside the file that defines it; the
+    lookup's is in its Python file. ansible-doc reads both, with examples and return values."""
+    collections, work = installed.parents[2], installed.parents[3]
+    for kind, names in (("filter", sorted(filters())), ("lookup", LOOKUPS)):
+        result = run([tool("ansible-doc"), "-t", kind, "--json", *(f"{FQCN}.{name}" for name in names)], work, collections)
+        documented = json.loads(result.stdout)
+        assert sorted(documented) == [f"{FQCN}.{name}" for name in names], kind
+        for name in names:
+            entry = documented[f"{FQCN}.{name}"]
+            assert entry["doc"]["name"] == name and entry["doc"]["short_description"] and entry["doc"]["options"], name
+            assert entry["examples"] and entry["return"], name
+
+
 def test_a_git_url_pinned_to_a_commit_installs_the_same_collection(installed: Path, tmp_path: Path):
     repository, commit = snapshot(tmp_path / "repository")
     from_git = install(f"git+file://{repository},{commit}", tmp_path / "git-install")

@@ -70,7 +70,7 @@ def test_a_first_deploy_and_a_removal_name_no_release_as_none() -> None:
 
 def test_a_journal_that_refuses_is_reported_and_the_line_still_written(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    _, sent = dr.record(path, ENTRY, "adm", "fastapi_app", FakeLogger(rc=1))
+    _unused, sent = dr.record(path, ENTRY, "adm", "fastapi_app", FakeLogger(rc=1))
     assert not sent and len(path.read_text().splitlines()) == 1
 
 
@@ -80,5 +80,3 @@ def test_an_existing_record_keeps_its_owner_and_mode(tmp_path: Path) -> None:
     os.chmod(path, 0o600)
     dr.record(path, ENTRY, "adm", "fastapi_app", FakeLogger())
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-
-

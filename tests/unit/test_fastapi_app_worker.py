@@ -165,7 +165,7 @@ class NotifySocket:
     def receive(self, timeout: float) -> Datagram | None:
         self.sock.settimeout(max(timeout, 0.001))
         try:
-            payload, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(struct.calcsize("3i")))
+            payload, ancillary, _unused, _unused = self.sock.recvmsg(4096, socket.CMSG_SPACE(struct.calcsize("3i")))
         except TimeoutError:
             return None
         now = time.monotonic()
@@ -234,7 +234,7 @@ class HttpConnection:
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         headers = {}
         for line in header_lines:
-            name, _, value = line.partition(":")
+            name, _unused, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0"))
         while len(self.buffer) < length:
@@ -524,7 +524,7 @@ def test_an_unreachable_notify_socket_does_not_stop_the_worker(
 
     # Served for a while by that same worker, which was the only one ever booted: no crash loop.
     connection = gunicorn.connect()
-    for _ in range(5):
+    for _unused in range(5):
         time.sleep(0.1)
         try:
             response = connection.request("/")
@@ -825,7 +825,7 @@ def test_a_reload_keeps_the_old_workers_accepting_until_the_new_ones_serve(
     while gunicorn.worker_pids() & old or len(gunicorn.worker_pids()) != 2:
         assert time.monotonic() < deadline, f"the old workers {old} still run:\n{gunicorn.log()}"
         time.sleep(0.1)
-    pid, _ = ask_new_connection(gunicorn, timeout=5)
+    pid, _unused = ask_new_connection(gunicorn, timeout=5)
     assert pid in gunicorn.worker_pids()
 
     # The reload is over: stopping now drains and exits without waiting for replacements.

@@ -137,7 +137,7 @@ def test_units_are_the_apps_own_process_and_timer_files_with_their_enabled_insta
     (units / "shop-admin-worker@.service").write_text("# Ansible managed\n# fastapi_app: shop-admin\n")
     (units / "shop-handover.service").write_text("[Unit]\n")
     for name in ["shop-worker@1.service", "shop-worker@2.service", "shop-admin-worker@1.service"]:
-        (units / "multi-user.target.wants" / name).symlink_to(units / (name.split("@")[0] + "@.service"))
+        (units / "multi-user.target.wants" / name).symlink_to(units / (name.split("@", maxsplit=1)[0] + "@.service"))
     state = hs.host_state(params(tmp_path / "opt", unit_prefix="shop-", unit_dir=str(units)), FakeDpkg(set()))
     assert state["units"] == ["shop-report.service", "shop-report.timer", "shop-worker@.service"]
     assert state["instances"] == ["shop-worker@1.service", "shop-worker@2.service"]

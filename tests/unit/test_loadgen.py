@@ -53,7 +53,7 @@ class Server:
     async def stop(self) -> None:
         """Cancel the handlers still running (a slow answer, a client that left) before the loop ends."""
         # Connections the client closed end on their own within a moment.
-        _, pending = await asyncio.wait(self.handlers, timeout=1)
+        _unused, pending = await asyncio.wait(self.handlers, timeout=1)
         self.abandoned = len(pending)
         for task in pending:
             task.cancel()
@@ -62,8 +62,8 @@ class Server:
     async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Serve one request; False when the connection must end."""
         lines = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
-        method, path, _ = lines[0].split(" ")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        method, path, _unused = lines[0].split(" ")
+        headers = {k.strip().lower(): v.strip() for k, _unused, v in (line.partition(":") for line in lines[1:] if line)}
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         self.hosts.add(headers["host"])
         self.requests += 1
@@ -271,7 +271,7 @@ def test_cli_stops_early_and_writes_report(tmp_path: Path, how: str) -> None:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, loadgen.__file__, *target, "--concurrency", "4", "--duration", "30",
                 "--out", str(out), "--ready-file", str(ready), "--stop-file", str(stop))
-            for _ in range(100):
+            for _unused in range(100):
                 if ready.exists():
                     break
                 await asyncio.sleep(0.05)

@@ -47,7 +47,7 @@ class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
     daemon_threads = True
 
     def get_request(self) -> tuple[Any, Any]:
-        request, _ = super().get_request()
+        request, _unused = super().get_request()
         return request, ("local", 0)  # BaseHTTPRequestHandler logs a (host, port) pair
 
 

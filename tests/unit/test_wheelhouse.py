@@ -277,7 +277,7 @@ def test_another_lock_builds_its_own_set_and_old_sets_are_pruned(tmp_path: Path,
 
 
 def test_the_bundle_for_other_hosts_holds_the_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv, _ = build_args(tmp_path, [], LOCK)
+    argv, _unused = build_args(tmp_path, [], LOCK)
     assert wh.main([*argv, "--tar", str(tmp_path / "bundle.tar")]) == 0
     manifest = json.loads(capsys.readouterr().out)
     with tarfile.open(tmp_path / "bundle.tar") as bundle:

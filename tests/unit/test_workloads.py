@@ -81,7 +81,7 @@ def test_a_process_replaces_its_shell_so_the_stop_signal_reaches_it() -> None:
     argv = wl.command_argv("sleep 30", replace_shell=True)
     proc = subprocess.Popen(argv)
     try:
-        for _ in range(100):  # the shell execs within milliseconds
+        for _unused in range(100):  # the shell execs within milliseconds
             cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
             if cmdline[0] == b"sleep":
                 break

@@ -89,7 +89,7 @@ def test_import_fails_via_env() -> None:
     # A fresh interpreter, because the module is already imported in this one.
     env = {**os.environ, "HELLO_APP_IMPORT_FAIL": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", "import hello_app.main"], env=env, capture_output=True, text=True
+        [sys.executable, "-c", "import hello_app.main"], env=env, capture_output=True, text=True, check=False
     )
     assert proc.returncode != 0
     assert "RuntimeError: HELLO_APP_IMPORT_FAIL=1" in proc.stderr
@@ -147,7 +147,7 @@ def counted_total(text: str) -> float:
 
 def test_metrics_count_the_counted_requests(client: TestClient) -> None:
     before = counted_total(client.get("/metrics").text)
-    for _ in range(3):
+    for _unused in range(3):
         assert client.get("/counted").json() == {"pid": os.getpid()}
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")

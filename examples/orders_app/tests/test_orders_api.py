@@ -120,7 +120,7 @@ def test_concurrent_resends_enqueue_one_job(migrated: str, sql: Callable[..., li
         barrier.wait()
         results.append(create_order(OrderIn(id="race", payload=None))["created"])
 
-    threads = [threading.Thread(target=post) for _ in range(8)]
+    threads = [threading.Thread(target=post) for _unused in range(8)]
     for t in threads:
         t.start()
     for t in threads:

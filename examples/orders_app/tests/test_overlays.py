@@ -69,14 +69,14 @@ def test_v2_expands_and_v1_keeps_working(tmp_path: Path, migrated: str, v1: Test
     assert v1.post("/orders", json={"id": "before", "payload": {"note": "ignored by 1.0.0"}}).status_code == 201
 
     # 1.1.0 before its migration: the deep check and its reads fail, so no canary would pass it.
-    [[status, body], [get_status, _]] = requests(v2, ("GET", "/healthz/db", None), ("GET", "/", None))
+    [[status, body], [get_status, _unused]] = requests(v2, ("GET", "/healthz/db", None), ("GET", "/", None))
     assert (status, get_status) == (503, 500)
     assert "note" in body["error"]
 
-    rc, _, err = in_tree(v2, [ALEMBIC, "upgrade", "head"])
+    rc, _unused, err = in_tree(v2, [ALEMBIC, "upgrade", "head"])
     assert rc == 0, err
     assert "Running upgrade 0001_initial -> 0002_order_note" in err
-    rc, out, _ = in_tree(v2, [ALEMBIC, "current"])
+    rc, out, _unused = in_tree(v2, [ALEMBIC, "current"])
     assert "0002_order_note (head)" in out
     rc, out, err = in_tree(v2, [ALEMBIC, "check"])
     assert rc == 0, out + err
@@ -108,10 +108,10 @@ def test_v2_expands_and_v1_keeps_working(tmp_path: Path, migrated: str, v1: Test
 def test_bad_migration_fails_with_the_database_error(
     tmp_path: Path, migrated: str, v1: TestClient, sql: Callable[..., list[tuple]]
 ) -> None:
-    rc, _, err = in_tree(release_tree(tmp_path, "v2"), [ALEMBIC, "upgrade", "head"])
+    rc, _unused, err = in_tree(release_tree(tmp_path, "v2"), [ALEMBIC, "upgrade", "head"])
     assert rc == 0, err
     bad = release_tree(tmp_path, "v2", "bad_migration")
-    rc, _, err = in_tree(bad, [ALEMBIC, "upgrade", "head"])
+    rc, _unused, err = in_tree(bad, [ALEMBIC, "upgrade", "head"])
     assert rc != 0
     assert 'column "customer_id" does not exist' in err
     assert "Running upgrade 0002_order_note -> 0003_orders_customer_index" in err

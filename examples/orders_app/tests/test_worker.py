@@ -35,7 +35,7 @@ def test_two_workers_process_each_job_exactly_once(
     migrated: str, sql: Callable[..., list[tuple]], procs: Callable[..., Proc]
 ) -> None:
     env = {"FASTAPI_APP_RELEASE": "r-workers", "ORDERS_APP_LOG_LEVEL": "DEBUG"}
-    workers = [procs(WORKER, env=env) for _ in range(2)]
+    workers = [procs(WORKER, env=env) for _unused in range(2)]
     for w in workers:
         start = w.wait_for("worker started")
         assert f"release=r-workers pid={w.popen.pid}" in start

@@ -25,7 +25,7 @@ def wait_for_workers(host: Any, app: dict[str, Any], count: int, exclude: set[st
     """Worker PIDs once `count` of them exist and none is in `exclude` (old workers drained)."""
     deadline = time.monotonic() + 30
     while True:
-        _, workers = master_and_workers(host, app)
+        _unused, workers = master_and_workers(host, app)
         if len(workers) == count and not workers & exclude:
             return workers
         assert time.monotonic() < deadline, f"workers {workers} never became {count} new ones (old {exclude})"
@@ -162,7 +162,7 @@ def test_reload_replaces_workers_and_keeps_serving(host, app):
     assert host.run("systemctl reload %s", name).rc == 0
     new_workers = wait_for_workers(host, app, app["fastapi_app_gunicorn_workers"], exclude=old_workers)
     assert master_and_workers(host, app)[0] == master, "a reload must keep the master"
-    served_by = {str(curl_json(host, f"{NGINX}/")["pid"]) for _ in range(20)}
+    served_by = {str(curl_json(host, f"{NGINX}/")["pid"]) for _unused in range(20)}
     assert served_by <= new_workers, f"answers came from {served_by}, new workers are {new_workers}"
 
 
@@ -174,7 +174,7 @@ def test_handover_master_accepts_on_the_app_socket(host, app):
     handover = child_pids(host, service_show(host, f"{name}-handover.service", "MainPID")["MainPID"])
     assert host.run("systemctl kill --signal=SIGSTOP %s.service", name).rc == 0
     try:
-        served_by = {str(curl_json(host, "http://localhost/", "--unix-socket", socket_path(app))["pid"]) for _ in range(5)}
+        served_by = {str(curl_json(host, "http://localhost/", "--unix-socket", socket_path(app))["pid"]) for _unused in range(5)}
     finally:
         host.run("systemctl kill --signal=SIGCONT %s.service", name)
         host.run("systemctl stop %s-handover.service", name)

@@ -39,7 +39,7 @@ def steps(host: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
         for line in other.file("/var/tmp/fleet_steps.jsonl").content_string.splitlines():
             entry = json.loads(line)
             recorded[(entry["step"], name, entry["app"])] = entry
-    assert sorted({step for step, _, _ in recorded}) == sorted(STEPS)
+    assert sorted({step for step, _unused, _unused in recorded}) == sorted(STEPS)
     return recorded
 
 
