@@ -229,7 +229,8 @@ def wheelhouse() -> ModuleType:
     if name not in sys.modules:
         path = Path(__file__).resolve().parents[2] / "roles" / "fastapi_app" / "files" / "wheelhouse.py"
         spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load the role's lock reader {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # its dataclasses resolve their module by name
         spec.loader.exec_module(module)

@@ -342,7 +342,7 @@ def test_a_lock_with_an_older_uvicorn_gets_the_worker_version_in_the_range(tmp_p
 
 def test_a_serving_stack_outside_the_range_fails_naming_both(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lock = f"uvicorn==0.32.0 --hash=sha256:{H1}\n"
-    argv, _ = build_args(tmp_path, ["gunicorn==27.0.1", "uvicorn-worker==0.4.0"], lock)
+    argv = build_args(tmp_path, ["gunicorn==27.0.1", "uvicorn-worker==0.4.0"], lock)[0]
     assert wh.main([*argv, "--runtime-range=uvicorn-worker=>=0.4,<0.5", "--runtime-range=uvicorn=>=0.36"]) == 1
     error = capsys.readouterr().err
     assert error.startswith("fastapi_app_lockfile: the serving stack (gunicorn==27.0.1, uvicorn-worker==0.4.0) cannot be added "

@@ -301,7 +301,7 @@ def index_arguments(options: list[str]) -> list[str]:
     """The lock's index options as uv pip compile takes them."""
     argv: list[str] = []
     for option in options:
-        name, _, value = option.replace("=", " ", 1).partition(" ")
+        name, value = (option.replace("=", " ", 1).split(" ", 1) + [""])[:2]
         if name in ("--index-url", "-i"):
             argv += ["--index-url", value.strip()]
         elif name == "--extra-index-url":
@@ -373,8 +373,8 @@ def build_wheels(args: argparse.Namespace, work: Path, missing: list[str]) -> li
     their sdists."""
     try:
         output = run([str(args.pip), "wheel", "--no-input", "--require-hashes", "--no-deps", "--use-pep517",
-             "--cache-dir", str(args.cache / "pip"), "--wheel-dir", str(work / "wheels"),
-             "--requirement", str(work / "wanted.txt")], what="pip wheel (downloading the locked set)")
+                      "--cache-dir", str(args.cache / "pip"), "--wheel-dir", str(work / "wheels"),
+                      "--requirement", str(work / "wanted.txt")], what="pip wheel (downloading the locked set)")
     except BuildError as error:
         named = build_failure(str(error), missing)
         raise BuildError(f"{named}\n{error}" if named else str(error)) from None
