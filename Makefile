@@ -40,8 +40,20 @@ lint:
 
 # orders_app's tests need a real PostgreSQL: pg_virtualenv (Debian's postgresql-common, installed by
 # bootstrap) runs them in a throw-away cluster; its dependencies come from requirements-dev.txt.
-unit:
+# The low end of roles/fastapi_app/files/serving_range.json (tests/unit/serving-low.txt): the worker
+# tests run once more with its python serving. Made again whenever that file changes.
+SERVING_LOW ?= .venv-serving-low
+
+$(SERVING_LOW)/.installed: tests/unit/serving-low.txt
+	rm -rf $(SERVING_LOW)
+	python -m venv $(SERVING_LOW)
+	$(SERVING_LOW)/bin/pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: -r tests/unit/serving-low.txt
+	$(SERVING_LOW)/bin/pip check --disable-pip-version-check
+	touch $@
+
+unit: $(SERVING_LOW)/.installed
 	python -m pytest -q tests/unit
+	python -m pytest -q tests/unit/test_fastapi_app_worker.py --serving-python $(SERVING_LOW)/bin/python
 	pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./examples/hello_app
 	python -m pytest -q examples/hello_app
 	command -v pg_virtualenv >/dev/null || { echo "pg_virtualenv not found: run make bootstrap (installs postgresql)" >&2; exit 1; }

@@ -16,6 +16,11 @@ behaviour to show the assertions do fail when the module's behaviour is missing.
 
 Only unix sockets in tmp_path are used; each gunicorn runs in its own session and the fixture
 kills that process group when the test ends.
+
+The servers run on ``--serving-python`` (or $TEST_SERVING_PYTHON), by default this interpreter:
+``make unit`` runs this module once with the toolchain's venv (the role's pins, the top of
+roles/fastapi_app/files/serving_range.json) and once with .venv-serving-low (tests/unit/serving-low.txt,
+its low end). The clients (this process) are the same in both runs.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ websockets_sync = pytest.importorskip("websockets.sync.client")
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 FILES = Path(__file__).resolve().parents[2] / "roles" / "fastapi_app" / "files"
+SERVING_RANGE = FILES / "serving_range.json"
 WORKER = "fastapi_app_worker.UvicornWorker"
 PLAIN_WORKER = "uvicorn_worker.UvicornWorker"
 
@@ -316,11 +322,14 @@ class Gunicorn:
     def wait_serving(self, timeout: float = BOOT_TIMEOUT) -> Response:
         """First answer to GET / (the socket exists once the master bound it)."""
         deadline = time.monotonic() + timeout
-        while not self.sock_path.exists():
+        while True:
             assert self.process.poll() is None, f"gunicorn exited early:\n{self.log()}"
-            assert time.monotonic() < deadline, f"gunicorn never bound its socket:\n{self.log()}"
-            time.sleep(0.02)
-        connection = self.connect()
+            assert time.monotonic() < deadline, f"gunicorn never listened on its socket:\n{self.log()}"
+            try:
+                connection = self.connect()
+                break
+            except (FileNotFoundError, ConnectionRefusedError):  # not bound yet, or bound but not listening
+                time.sleep(0.02)
         try:
             response = connection.request("/", timeout=deadline - time.monotonic())
         finally:
@@ -361,6 +370,38 @@ class Gunicorn:
 
 StartGunicorn = Callable[..., Gunicorn]
 
+VERSIONS_SCRIPT = """
+import json, sys
+from importlib.metadata import PackageNotFoundError, version
+
+names = sys.argv[1:]
+found = {}
+for name in names:
+    try:
+        found[name] = version(name)
+    except PackageNotFoundError:
+        found[name] = None
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="session")
+def serving_python(pytestconfig: pytest.Config) -> str:
+    """The interpreter the gunicorn masters (and so their workers) run."""
+    python = pytestconfig.getoption("--serving-python") or sys.executable
+    assert os.access(python, os.X_OK), f"--serving-python {python!r} is not an executable"
+    return python
+
+
+@pytest.fixture(scope="session")
+def serving_versions(serving_python: str) -> dict[str, str | None]:
+    """Versions of the serving stack in the serving interpreter's site-packages."""
+    names = [*json.loads(SERVING_RANGE.read_text()), "websockets", "wsproto", "httptools", "uvloop"]
+    out = subprocess.run(
+        [serving_python, "-c", VERSIONS_SCRIPT, *names], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out)
+
 
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[NotifySocket]:
@@ -372,7 +413,7 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
 
 
 @pytest.fixture
-def start_gunicorn(tmp_path: Path, notify: NotifySocket) -> Iterator[StartGunicorn]:
+def start_gunicorn(tmp_path: Path, notify: NotifySocket, serving_python: str) -> Iterator[StartGunicorn]:
     started: list[Gunicorn] = []
     log_files: list[Any] = []
 
@@ -426,7 +467,7 @@ def start_gunicorn(tmp_path: Path, notify: NotifySocket) -> Iterator[StartGunico
         log_file = log_path.open("wb")
         log_files.append(log_file)
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(config_path)],
+            [serving_python, "-m", "gunicorn", "--config", str(config_path)],
             cwd=tmp_path,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -444,6 +485,21 @@ def start_gunicorn(tmp_path: Path, notify: NotifySocket) -> Iterator[StartGunico
         gunicorn.kill()
     for log_file in log_files:
         log_file.close()
+
+
+# --------------------------------------------------------------------------------------------
+# 0. the serving stack under test
+
+
+def test_the_serving_stack_lies_in_the_supported_range(serving_versions: dict[str, str | None]) -> None:
+    """Whatever --serving-python holds is inside serving_range.json, or these tests prove nothing
+    about the range (the worker module itself makes no version check)."""
+    from packaging.specifiers import SpecifierSet
+
+    for name, specifier in json.loads(SERVING_RANGE.read_text()).items():
+        installed = serving_versions[name]
+        assert installed is not None, f"{name} is not installed for the serving python"
+        assert installed in SpecifierSet(specifier), f"{name} {installed} is outside {specifier}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,19 @@
 """Gunicorn worker for fastapi_app: uvicorn_worker.UvicornWorker with a drain that loses nothing.
 
 Copied by the role into every release's site-packages and named in gunicorn.conf.py as
-``fastapi_app_worker.UvicornWorker``. It changes two things, both measured to matter on
-gunicorn 27 + uvicorn-worker 0.4 + uvicorn 0.54 (pinned by the role; tests/unit and the
-zero_downtime scenario fail if an upgrade breaks them):
+``fastapi_app_worker.UvicornWorker``. It changes three things, all measured to matter on the
+role's pins (gunicorn 27 + uvicorn-worker 0.4 + uvicorn 0.54; tests/unit and the zero_downtime
+scenario fail if an upgrade breaks them).
+
+It runs on the versions in roles/fastapi_app/files/serving_range.json (gunicorn >=22.0.0,<28, uvicorn
+>=0.30.0,<0.55, uvicorn-worker >=0.2.0,<0.5), so an app's locked serving stack wins: tests/unit runs
+test_fastapi_app_worker.py at both ends (``make unit``: the pins, then tests/unit/serving-low.txt).
+uvicorn-worker 0.2/0.3 run only with uvicorn <0.36, 0.4 only with uvicorn >=0.36. What differs
+inside that range is found out, not looked up by version: the WebSocket protocol is the one
+uvicorn's "auto" picks (websockets_sansio_impl from uvicorn 0.50, websockets_impl on websockets'
+legacy API before, wsproto_impl without `websockets`), and a late response's ``Connection: close``
+is added here wherever uvicorn's request cycle does not write it itself (httptools_impl before
+uvicorn 0.53, h11_impl).
 
 1. Draining. On shutdown uvicorn closes every connection that has no request in progress,
    including one it has just accepted whose request bytes are still unread and an idle upstream
@@ -42,8 +52,9 @@ from gunicorn.arbiter import Arbiter
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 # The WebSocket protocol uvicorn's "auto" picks: WebSocketsSansIOProtocol (websockets_sansio_impl,
-# uvicorn >= 0.35) once "auto" chose it, WebSocketProtocol (websockets_impl, on websockets' legacy
-# API) before that, WSProtocol (wsproto_impl) without `websockets`; None with neither library.
+# there from uvicorn 0.35, "auto"'s pick from 0.50), WebSocketProtocol (websockets_impl, on
+# websockets' legacy API) before that, WSProtocol (wsproto_impl) without `websockets`; None with
+# neither library.
 from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker as _UvicornWorker
