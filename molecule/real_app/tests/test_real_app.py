@@ -132,7 +132,8 @@ def test_workers_followed_each_switch(host: Any, apps: dict[str, Any], releases:
             unit = f"orders-worker@{instance}.service"
             assert app.service(unit).is_running and app.service(unit).is_enabled
             assert f"release {releases[0]}" in app.check_output(f"systemctl show -p Description --value {unit}")
-            assert app.check_output(f"systemctl show -p WorkingDirectory --value {unit}") == f"{BASE}/releases/{releases[0]}/src"
+            # The workspace member's own directory (backend/), as the release command's.
+            assert app.check_output(f"systemctl show -p WorkingDirectory --value {unit}") == f"{BASE}/releases/{releases[0]}/src/backend"
             # The worker itself is the main process (no shell in between that would swallow the stop signal).
             pid = app.check_output(f"systemctl show -p MainPID --value {unit}")
             assert app.check_output(f"ps -o args= -p {pid}") == "python -m orders_app.worker"
@@ -260,7 +261,8 @@ def test_code_only_releases_reuse_the_dependency_wheels(apps: dict[str, Any]) ->
     dependencies = {frozenset((n, h) for n, h in m["wheels"].items() if not n.startswith("orders_app-")) for m in manifests}
     assert len(dependencies) == 1, "the same lock ships the same dependency files"
     assert len({m["wheels"][n] for m in manifests for n in m["wheels"] if n.startswith("orders_app-")}) >= 2
-    assert len(app.check_output("ls /var/cache/fastapi_app/cache/wheelsets").split()) == 1
+    # One set for every orders release, one for legacy_app.
+    assert len(app.check_output("ls /var/cache/fastapi_app/cache/wheelsets").split()) == 2
 
 
 def test_the_second_app_host_has_no_route_to_a_package_index(apps: dict[str, Any]) -> None:
@@ -306,7 +308,7 @@ def test_a_real_projects_lock_deploys_to_a_host_without_compiler_or_index(apps: 
     for name, app in apps.items():
         answer = json.loads(app.check_output("curl -sS --fail http://127.0.0.1:8081/"))
         assert (answer["uvicorn"], answer["docopt"], answer["netifaces"]) == ("0.32.0", "0.6.2", "0.11.0"), (name, answer)
-        assert answer["interfaces"] >= 1
+        assert answer["af_inet"] is True
         found[name] = installed_at(app, "/opt/legacy/current/venv/bin/python")
     first = found[APP_HOSTS[0]]
     assert all(dists == first for dists in found.values()), found
