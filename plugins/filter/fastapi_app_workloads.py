@@ -23,7 +23,11 @@ STOP_SIGNALS = {s.name for s in signal.Signals if s.name.startswith("SIG") and n
 COMMAND_DEFAULTS: dict[str, Any] = {"run": "once", "timeout": 600}
 PROCESS_DEFAULTS: dict[str, Any] = {"instances": 1, "stop_signal": "SIGTERM", "stop_timeout": 30}
 TIMER_DEFAULTS: dict[str, Any] = {"persistent": True, "randomized_delay": 0, "timeout": 3600}
-HEALTH_DEFAULTS: dict[str, Any] = {"status": 200, "contains": ""}
+HEALTH_DEFAULTS: dict[str, Any] = {"status": 200, "contains": "", "headers": {}}
+# An HTTP header name (RFC 9110 token).
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Headers the probe itself decides: one GET on a new connection, without a body.
+PROBE_HEADERS = {"connection", "content-length", "transfer-encoding", "te", "upgrade", "expect"}
 
 
 def _is_command(value: Any) -> bool:
@@ -76,8 +80,27 @@ def _duplicates(names: list[str]) -> list[str]:
     return sorted({n for n in names if names.count(n) > 1})
 
 
-def workload_errors(commands: Any, processes: Any, timers: Any, health_checks: Any) -> list[str]:
-    """Every problem of the four list inputs, each naming the variable, the entry and the fix."""
+def header_errors(headers: Any, var: str) -> list[str]:
+    """Problems of a health check's request headers, naming each header but never its value (a secret)."""
+    if headers is None:
+        return []
+    if not isinstance(headers, dict):
+        return [f"{var} must be a mapping of HTTP header names to values, such as {{Authorization: 'Bearer ...'}}."]
+    errors = []
+    for name, value in headers.items():
+        if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
+            errors.append(f"{var}: {name!r} is not an HTTP header name (letters, digits and -, such as X-Api-Key).")
+        elif name.lower() in PROBE_HEADERS:
+            errors.append(f"{var}: {name} is set by the health probe itself (one GET on a new connection); leave it out.")
+        elif isinstance(value, bool) or not isinstance(value, (str, int)):
+            errors.append(f"{var}: the value of {name} must be a string (its value is not shown: it may be a secret).")
+        elif any(c in str(value) for c in "\r\n\0") or not str(value).strip():
+            errors.append(f"{var}: the value of {name} must be one non-empty line (its value is not shown: it may be a secret).")
+    return errors
+
+
+def workload_errors(commands: Any, processes: Any, timers: Any, health_checks: Any, health_headers: Any = None) -> list[str]:
+    """Every problem of the list inputs and the health checks' headers, each naming the variable, the entry and the fix."""
     errors: list[str] = []
     cmds = _named_entries("fastapi_app_release_commands", commands, {"name", "command", "run", "timeout"}, errors)
     for c in cmds:
@@ -117,16 +140,18 @@ def workload_errors(commands: Any, processes: Any, timers: Any, health_checks: A
                        ("fastapi_app_processes and fastapi_app_timers", [e["name"] for e in procs + tims])]:
         for dup in _duplicates(names):
             errors.append(f"{var}: the name {dup!r} is used more than once; names become unit names and must be unique.")
+    errors.extend(header_errors(health_headers, "fastapi_app_health_headers"))
     if not isinstance(health_checks, list):
-        errors.append("fastapi_app_health_checks must be a list of mappings with path, status and contains.")
+        errors.append("fastapi_app_health_checks must be a list of mappings with path, status, contains and headers.")
         health_checks = []
     for index, check in enumerate(health_checks):
         path = check.get("path") if isinstance(check, dict) else None
         if not isinstance(path, str) or not re.match(r"^/[A-Za-z0-9._~/?=&%-]*$", path):
             errors.append(f"fastapi_app_health_checks[{index}]: path must be an absolute URL path such as /healthz/db, got {path!r}.")
             continue
-        if set(check) - {"path", "status", "contains"}:
-            errors.append(f"fastapi_app_health_checks[{index}] has unknown keys; known keys: contains, path, status.")
+        if set(check) - {"path", "status", "contains", "headers"}:
+            errors.append(f"fastapi_app_health_checks[{index}] has unknown keys; known keys: contains, headers, path, status.")
+        errors.extend(header_errors(check.get("headers"), f"fastapi_app_health_checks[{index}] ({path}).headers"))
         if not _int_in(check.get("status", 200), 100, 599):
             errors.append(f"fastapi_app_health_checks[{index}] ({path}): status must be an HTTP status from 100 to 599.")
         if not isinstance(check.get("contains", ""), str):
@@ -138,6 +163,18 @@ def with_defaults(entries: list[dict[str, Any]], kind: str) -> list[dict[str, An
     """The entries with every optional key filled in (argument specs check types, not defaults of list elements)."""
     defaults = {"command": COMMAND_DEFAULTS, "process": PROCESS_DEFAULTS, "timer": TIMER_DEFAULTS, "health": HEALTH_DEFAULTS}[kind]
     return [{**defaults, **entry} for entry in entries]
+
+
+def health_requests(checks: list[dict[str, Any]], headers: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The health checks as the probe asks them: every optional key filled in, and `headers` (fastapi_app_health_headers)
+    sent with each check under the check's own headers, which win for a name in any case."""
+    result = []
+    for check in with_defaults(checks, "health"):
+        own = {str(name): str(value) for name, value in (check.get("headers") or {}).items()}
+        names = {name.lower() for name in own}
+        common = {str(name): str(value) for name, value in (headers or {}).items() if str(name).lower() not in names}
+        result.append({**check, "headers": {**common, **own}})
+    return result
 
 
 def command_argv(command: str | list[str], replace_shell: bool = False) -> list[str]:
@@ -200,6 +237,7 @@ class FilterModule:
         return {
             "fastapi_app_workload_errors": workload_errors,
             "fastapi_app_with_defaults": with_defaults,
+            "fastapi_app_health_requests": health_requests,
             "fastapi_app_command_argv": command_argv,
             "fastapi_app_systemd_exec": systemd_exec,
             "fastapi_app_commands_to_run": commands_to_run,

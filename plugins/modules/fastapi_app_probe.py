@@ -4,6 +4,9 @@
 The uri module costs about 1 s a call over a container connection (it loads Ansible's whole URL
 stack), its retries one round trip each, and a list of checks one call per check. A deploy asks
 three times (the canary, the socket after the switch, nginx); a no-change run once.
+
+A check's request headers (an API key, a Host) are a no_log suboption: Ansible masks their values
+wherever they would appear in the module's result, its invocation or its failure message.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ options:
     description: The Host header (and nothing else); the URL's host when not given.
     type: str
   checks:
-    description: "Each: C(path), C(status) (default 200) and C(contains) (default: anything)."
+    description:
+      - "Each: C(path), C(status) (default 200), C(contains) (default: anything) and C(headers), request headers sent
+        with it (default none; a C(Host) among them replaces I(host))."
+      - The values of C(headers) are never logged (C(no_log)), nor anything in the result that equals one of them.
     type: list
     elements: dict
     required: true
@@ -120,13 +126,22 @@ def connection(url: str, unix_socket: str | None, timeout: float) -> http.client
     return http.client.HTTPConnection(address, timeout=timeout)
 
 
-def ask(url: str, unix_socket: str | None, host: str | None, path: str, timeout: float) -> dict[str, Any]:
+def request_headers(host: str | None, extra: dict[str, str] | None) -> dict[str, str]:
+    """The headers of one GET: Connection: close, the Host, then the check's own; a check's header
+    replaces the probe's of the same name in any case (its Host wins over `host`)."""
+    own = {"Connection": "close", **({"Host": host} if host else {})}
+    extra = {name: str(value) for name, value in (extra or {}).items()}
+    names = {name.lower() for name in extra}
+    return {**{name: value for name, value in own.items() if name.lower() not in names}, **extra}
+
+
+def ask(url: str, unix_socket: str | None, host: str | None, path: str, timeout: float,
+        headers: dict[str, str] | None = None) -> dict[str, Any]:
     """One GET on a new connection: url, status (0 without an answer), content, error."""
     answer = {"url": url.rstrip("/") + path, "status": 0, "content": "", "error": ""}
     conn = connection(url, unix_socket, timeout)
     try:
-        headers = {"Connection": "close", **({"Host": host} if host else {})}
-        conn.request("GET", path, headers=headers)
+        conn.request("GET", path, headers=request_headers(host, headers))
         response = conn.getresponse()
         answer["status"] = response.status
         answer["content"] = response.read(CONTENT_LIMIT).decode("utf-8", "replace")
@@ -153,7 +168,7 @@ def mismatch(answer: dict[str, Any], check: dict[str, Any]) -> str:
 def probe(params: dict[str, Any], sleep: Any = time.sleep, clock: Any = time.monotonic) -> dict[str, Any]:
     """The answers, and msg when a check failed (the first one only after `wait`)."""
     def ask_one(check: dict[str, Any]) -> dict[str, Any]:
-        return ask(params["url"], params.get("unix_socket"), params.get("host"), check["path"], params["timeout"])
+        return ask(params["url"], params.get("unix_socket"), params.get("host"), check["path"], params["timeout"], check.get("headers"))
 
     checks = params["checks"]
     deadline = clock() + float(params.get("wait") or 0)
@@ -181,7 +196,13 @@ def main() -> None:
             "url": {"type": "str", "required": True},
             "unix_socket": {"type": "path"},
             "host": {"type": "str"},
-            "checks": {"type": "list", "elements": "dict", "required": True},
+            "checks": {"type": "list", "elements": "dict", "required": True, "options": {
+                "path": {"type": "str", "required": True},
+                "status": {"type": "int", "default": 200},
+                "contains": {"type": "str", "default": ""},
+                # An API key, a Host: masked wherever the result, the invocation or a message would show it.
+                "headers": {"type": "dict", "default": {}, "no_log": True},
+            }},
             "wait": {"type": "float", "default": 0},
             "timeout": {"type": "float", "default": 10},
         },

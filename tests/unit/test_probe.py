@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import json
 import socketserver
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from modload import load
+from modload import ROOT, load
 
 pr = load("fastapi_app_probe", "plugins/modules/fastapi_app_probe.py")
 
@@ -29,6 +32,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(200 if Handler.calls[self.path] > 2 else 503, "up")
         elif self.path == "/host":
             self.answer(200, self.headers.get("Host", ""))
+        elif self.path == "/secured":  # 401 without the key; its answer echoes the key and every Host sent
+            key = self.headers.get("Authorization", "")
+            hosts = ",".join(self.headers.get_all("Host") or [])
+            self.answer(200 if key == "Bearer k3y-for-tests" else 401, f"key={key} hosts={hosts}")
         else:
             self.answer(404, "not found")
 
@@ -131,3 +138,36 @@ def test_nothing_listening_fails_after_the_wait(tmp_path: Path) -> None:
                       sleep=sleep, clock=lambda: now[0])
     assert result["msg"].startswith("GET http://localhost/healthz got no answer: FileNotFoundError")
     assert result["status"] == 0 and sum(slept) == pytest.approx(1.0)
+
+
+SECRET = {"Authorization": "Bearer k3y-for-tests"}
+
+
+def test_a_check_sends_its_headers_and_its_host_replaces_the_probes(unix: str) -> None:
+    checks = [{"path": "/secured", "contains": "hosts=api.example.com", "headers": {**SECRET, "host": "api.example.com"}}]
+    result = pr.probe(params("http://localhost", checks, unix_socket=unix, host="health.example.com"))
+    assert "msg" not in result, result
+    assert result["content"] == "key=Bearer k3y-for-tests hosts=api.example.com", "one Host header, the check's"
+
+
+def test_a_check_without_its_header_gets_the_apps_401(tcp: str) -> None:
+    result = pr.probe(params(tcp, [{"path": "/healthz"}, {"path": "/secured"}]))
+    assert result["msg"] == f"GET {tcp}/secured answered 401, expected 200"
+
+
+def run_module(args: dict[str, Any]) -> dict[str, Any]:
+    """The module as Ansible runs it: a process given its arguments, its JSON result on stdout."""
+    done = subprocess.run([sys.executable, str(ROOT / "plugins/modules/fastapi_app_probe.py")],
+                          input=json.dumps({"ANSIBLE_MODULE_ARGS": args}), capture_output=True, text=True, check=False)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("key", ["Bearer k3y-for-tests", "Bearer wrong-k3y-for-tests"])
+def test_header_values_never_appear_in_the_modules_result(tcp: str, key: str) -> None:
+    # The answer echoes the key: passing, failing, in the invocation and in the content, it is masked.
+    result = run_module({"url": tcp, "checks": [{"path": "/secured", "headers": {"Authorization": key}}]})
+    assert bool(result.get("failed")) == (key != SECRET["Authorization"]), result
+    text = json.dumps(result)
+    assert "k3y-for-tests" not in text, text
+    assert result["invocation"]["module_args"]["checks"][0]["headers"]["Authorization"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert result["answers"][0]["content"].startswith("key=********"), result

@@ -126,3 +126,36 @@ def test_once_is_not_run_again_when_any_host_recorded_it_for_the_release() -> No
     # A record for another release does not count.
     states["a"]["release"] = "r1"
     assert names("b", states, ["b"]) == ["migrate", "warm"]
+
+
+KEY = "Bearer s3cret-never-shown"
+
+
+@pytest.mark.parametrize(("checks", "headers", "expected"), [
+    ([{"path": "/healthz/deep", "headers": {"Authorization": KEY}}], {"Host": "api.example.com"}, []),
+    ([{"path": "/healthz/deep", "headers": {"X-Api-Key": 1234}}], None, []),
+    ([{"path": "/h", "headers": {"Bad Name": KEY}}], None, ["fastapi_app_health_checks[0] (/h).headers: 'Bad Name' is not an HTTP header name"]),
+    ([{"path": "/h", "headers": {"Authorization": KEY + "\r\nX-Injected: 1"}}], None,
+     ["fastapi_app_health_checks[0] (/h).headers: the value of Authorization must be one non-empty line"]),
+    ([{"path": "/h", "headers": {"Authorization": ""}}], None, ["the value of Authorization must be one non-empty line"]),
+    ([{"path": "/h", "headers": {"Authorization": [KEY]}}], None, ["the value of Authorization must be a string"]),
+    ([{"path": "/h", "headers": "Authorization: x"}], None, ["fastapi_app_health_checks[0] (/h).headers must be a mapping"]),
+    ([], {"Connection": "keep-alive"}, ["fastapi_app_health_headers: Connection is set by the health probe itself"]),
+    ([], ["Authorization"], ["fastapi_app_health_headers must be a mapping of HTTP header names"]),
+])
+def test_health_check_headers_are_checked_without_showing_their_values(checks: list[Any], headers: Any, expected: list[str]) -> None:
+    found = wl.workload_errors([], [], [], checks, headers)
+    assert len(found) == len(expected), found
+    for text in expected:
+        assert any(text in e for e in found), (text, found)
+    assert not any("s3cret" in e for e in found), found
+
+
+def test_health_requests_send_the_common_headers_under_each_checks_own() -> None:
+    checks = [{"path": "/healthz"}, {"path": "/healthz/deep", "status": 200, "headers": {"authorization": KEY, "X-Id": 7}}]
+    common = {"Authorization": "Bearer other", "Host": "api.example.com"}
+    assert wl.health_requests(checks, common) == [
+        {"path": "/healthz", "status": 200, "contains": "", "headers": common},
+        {"path": "/healthz/deep", "status": 200, "contains": "", "headers": {"Host": "api.example.com", "authorization": KEY, "X-Id": "7"}},
+    ]
+    assert wl.health_requests([{"path": "/healthz"}])[0]["headers"] == {}

@@ -20,7 +20,7 @@ PROXY_HEADERS = {
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The knobs are read per request, so a value leaking in from the shell (or
     # from another test) would silently change what is being tested.
-    for name in ("HELLO_APP_HEALTH_FAIL", "HELLO_APP_IMPORT_FAIL", "FASTAPI_APP_RELEASE", "STATE_DIRECTORY"):
+    for name in ("HELLO_APP_HEALTH_FAIL", "HELLO_APP_IMPORT_FAIL", "FASTAPI_APP_RELEASE", "STATE_DIRECTORY", "HELLO_APP_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HELLO_APP_DATA_DIR", str(tmp_path))
 
@@ -168,3 +168,24 @@ def test_metrics_add_up_every_process_in_multiprocess_mode(tmp_path: Path) -> No
                for n in (2, 5)]
     assert counted_total(outputs[0]) == 2
     assert counted_total(outputs[1]) == 7
+
+
+def test_deep_health_needs_the_api_key(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert client.get("/healthz/deep").status_code == 503
+    monkeypatch.setenv("HELLO_APP_API_TOKEN", "k3y")
+    assert client.get("/healthz/deep").status_code == 401
+    assert client.get("/healthz/deep", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = client.get("/healthz/deep", headers={"Authorization": "Bearer k3y"})
+    assert r.status_code == 200 and r.json() == {"status": "ok", "deep": True}
+
+
+def test_gunicorn_hooks_leave_their_marks(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from hello_app import gunicorn_hooks
+
+    gunicorn_hooks.on_starting(SimpleNamespace(num_workers=3))
+    gunicorn_hooks.post_fork(SimpleNamespace(), SimpleNamespace())
+    lines = (tmp_path / "hooks.log").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["on_starting", "post_fork"]
+    assert f"pid={os.getpid()}" in lines[0] and "workers=3" in lines[0]

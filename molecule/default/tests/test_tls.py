@@ -34,6 +34,8 @@ def tls_app(tmp_path_factory: pytest.TempPathFactory) -> str:
         "fastapi_app_nginx_tls_certificate": str(certs / "cert.pem"),
         "fastapi_app_nginx_tls_certificate_key": str(certs / "key.pem"),
         "fastapi_app_secrets": {},
+        # No API key: none of the first app's deep check, which needs it.
+        "fastapi_app_health_checks": [],
         "fastapi_app_nginx_server_names": ["tls.test"],
         "fastapi_app_nginx_hsts_max_age": 300,
     }

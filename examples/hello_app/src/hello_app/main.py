@@ -3,6 +3,7 @@ the role's demo and Molecule tests (proxy headers, health, releases, no
 duplicate POSTs across reloads, websockets)."""
 
 import os
+import secrets
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -105,6 +106,18 @@ def healthz() -> JSONResponse:
     if os.environ.get("HELLO_APP_HEALTH_FAIL") == "1":
         return JSONResponse({"status": "failing"}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+@app.get("/healthz/deep")
+def healthz_deep(request: Request) -> JSONResponse:
+    # A check that needs the API key in the Authorization header, as a deep check that must not be
+    # open to the world would: 401 without it, so a probe that does not send it fails.
+    token = os.environ.get("HELLO_APP_API_TOKEN", "")
+    if not token:
+        return JSONResponse({"status": "no HELLO_APP_API_TOKEN"}, status_code=503)
+    if not secrets.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
+        return JSONResponse({"status": "unauthorized"}, status_code=401)
+    return JSONResponse({"status": "ok", "deep": True})
 
 
 @app.get("/version")
