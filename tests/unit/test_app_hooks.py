@@ -118,7 +118,7 @@ def render(**overrides: Any) -> str:
     env.filters["ternary"] = lambda value, yes, no: yes if value else no
     context = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()), "ansible_managed": "managed",
                "fastapi_app_name": "app", "__fastapi_app_socket": "app.socket", "__fastapi_app_canary": "app-canary",
-               "__fastapi_app_drain_seconds": 5, **overrides}
+               "__fastapi_app_drain_seconds": 5, "__fastapi_app_workdir": "/src", **overrides}
     hooks_input = "fastapi_app_gunicorn_hooks" if context["fastapi_app_gunicorn_hooks"] else (
         "fastapi_app_gunicorn_config" if context["fastapi_app_gunicorn_config"] else "")
     return env.get_template("etc/app/gunicorn.conf.py.j2").render(__fastapi_app_hooks_input=hooks_input, **context)
