@@ -32,12 +32,28 @@ options:
     type: str
   checks:
     description:
-      - "Each: C(path), C(status) (default 200), C(contains) (default: anything) and C(headers), request headers sent
-        with it (default none; a C(Host) among them replaces I(host))."
+      - The checks, asked in order.
       - The values of C(headers) are never logged (C(no_log)), nor anything in the result that equals one of them.
     type: list
     elements: dict
     required: true
+    suboptions:
+      path:
+        description: The request path, with a query string if the check needs one.
+        type: str
+        required: true
+      status:
+        description: The status the answer must have.
+        type: int
+        default: 200
+      contains:
+        description: A string the body must contain; empty accepts any body.
+        type: str
+        default: ""
+      headers:
+        description: Request headers sent with the check; a C(Host) among them replaces O(host).
+        type: dict
+        default: {}
   wait:
     description: Seconds the first check may take to answer as expected.
     type: float

@@ -58,5 +58,5 @@ def test_a_reload_runs_post_fork_in_the_new_workers_and_keeps_serving(host: Any,
     added = marks(host, app)[before:]
     assert {m["pid"] for m in added if m["hook"] == "post_fork" and m["master"] == master} >= new, added
     assert not [m for m in added if m["hook"] == "on_starting"], "on_starting runs once per master, not on a reload"
-    served_by = {str(curl_json(host, "http://127.0.0.1/")["pid"]) for _ in range(10)}
+    served_by = {str(curl_json(host, "http://127.0.0.1/")["pid"]) for _attempt in range(10)}
     assert served_by <= new, (served_by, new)

@@ -36,8 +36,8 @@ def runs(hosts: dict[str, Any], app: dict[str, Any], tmp_path_factory: pytest.Te
     for each in hosts.values():  # the access log from here on only
         each.check_output(f"truncate -s 0 /var/log/nginx/{name}.access.log")
     without = [{**check, "headers": {}} for check in app["fastapi_app_health_checks"]]
-    seen["without"] = run_playbook("deploy", "-vvv", "-e", json.dumps({"fastapi_app_source_path": str(source),
-                                                                        "fastapi_app_health_checks": without}))
+    without_vars = {"fastapi_app_source_path": str(source), "fastapi_app_health_checks": without}
+    seen["without"] = run_playbook("deploy", "-vvv", "-e", json.dumps(without_vars))
     seen["after_without"] = {h: current(each, name) for h, each in hosts.items()}
     seen["with"] = run_playbook("deploy", "-vvv", "-e", json.dumps({"fastapi_app_source_path": str(source)}))
     seen["after_with"] = {h: current(each, name) for h, each in hosts.items()}
