@@ -38,8 +38,9 @@ def layout(each: Any, name: str) -> dict[str, Any]:
     """The links and the finished releases (those with release.json) on one host."""
     base = f"/opt/{name}"
     finished = each.check_output(f"cd {base}/releases && for d in *; do [ -f \"$d/release.json\" ] && echo \"$d\"; done; true").split()
+    # A host with one deploy has no `previous` yet.
     return {"current": os.path.basename(each.check_output(f"readlink {base}/current")),
-            "previous": os.path.basename(each.check_output(f"readlink {base}/previous")),
+            "previous": os.path.basename(each.run(f"readlink {base}/previous").stdout.strip()),
             "releases": set(finished)}
 
 
