@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible_collections.fastapi_ops.app.plugins.plugin_utils import host_command
 
 
 class ActionModule(ActionBase):
-    _VALID_ARGS = frozenset()
+    _VALID_ARGS = frozenset(("warn",))
     TRANSFERS_FILES = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
-        return {**result, **host_command.pipelining_report(host_command.can_send_stdin(self))}
+        report = host_command.pipelining_report(host_command.can_send_stdin(self))
+        if not boolean(self._task.args.get("warn", True), strict=False):
+            report.pop("warnings", None)
+        return {**result, **report}

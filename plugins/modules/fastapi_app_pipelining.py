@@ -11,7 +11,11 @@ description:
     C(ansible_pipelining) variable, with the become method allowing it), and adds a warning when it does not - the
     same text for every host, so Ansible shows it once a run.
   - Runs on the controller; the host is not contacted. Never changes anything.
-options: {}
+options:
+  warn:
+    description: Add the warning when the connection does not pipeline; false only reports C(pipelining).
+    type: bool
+    default: true
 author: fastapi_app role
 """
 

@@ -118,7 +118,7 @@ def test_a_rollback_to_a_named_older_release_switches_current_and_serves_it(host
     assert (last["kind"], last["release_old"], last["release_new"], last["result"]) == ("rollback", before["current"], target, "ok"), last
     # The connection pipelines (Molecule's ansible.cfg and the playbook): the role does not warn.
     assert "pipelining is off" not in stdout + rollback["result"].stderr
-    assert f"{name} " in stdout
+    assert f"{hostname} {name}: release {before['current']} -> {target}, switch: handover" in " ".join(stdout.split()), stdout[-3000:]
 
 
 def test_status_after_the_rollback_marks_the_named_release_current(host: Any, app: dict[str, Any], rollback: dict[str, Any]) -> None:
