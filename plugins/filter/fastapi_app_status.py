@@ -45,6 +45,33 @@ def deploy_line(entry: dict[str, Any]) -> str:
     return line
 
 
+def period(span: list[str]) -> str:
+    return f"{span[0] or '?'} - {span[1] or 'now'}"
+
+
+def release_lines(state: dict[str, Any], shown: int = 3) -> list[str]:
+    """The kept releases, newest first: built when, served when (the last `shown` periods), which
+    one is current and previous; each is a target of playbooks/rollback.yml."""
+    info, served = state.get("release_info", {}), state.get("served", {})
+    releases = list(reversed(state.get("releases", [])))
+    if not releases:
+        return ["releases kept: none"]
+    lines = [f"releases kept ({len(releases)}), newest first:"]
+    for name in releases:
+        marks = [mark for mark, is_it in (("current", name == state.get("current")), ("previous", name == state.get("previous")),
+                                          ("canary failed", info.get(name, {}).get("canary_failed"))) if is_it]
+        periods = served.get(name, [])
+        when = ", ".join(period(span) for span in periods[-shown:]) if periods else ""
+        if len(periods) > shown:
+            when += f" (and {len(periods) - shown} earlier)"
+        lines.append(f"  {name}{' (' + ', '.join(marks) + ')' if marks else ''}: built {info.get(name, {}).get('built') or '?'}, "
+                     f"{'served ' + when if when else 'never served (per the record)'}")
+    if state.get("partial_releases"):
+        lines.append(f"unfinished builds (no release.json, removed by the next deploy): {', '.join(state['partial_releases'])}")
+    lines.append("roll back to one: playbooks/rollback.yml -e fastapi_app_rollback_to=<release>")
+    return lines
+
+
 def status_lines(state: dict[str, Any], app: str, web: list[str]) -> list[str]:
     """The report of fastapi_app_host_state's answer (with record, record_last and service_units)."""
     if not state.get("current"):
@@ -53,6 +80,8 @@ def status_lines(state: dict[str, Any], app: str, web: list[str]) -> list[str]:
         lines = [f"{app}: serving {state['current']} since {state['current_since']} ({age(state.get('current_age_s'))} ago)",
                  f"previous: {state.get('previous') or '(none)'}"]
         lines += health(state.get("unit_states", {}), web)
+    if "release_info" in state:
+        lines += release_lines(state)
     deploys = state.get("deploys", [])
     lines.append(f"last deploys ({len(deploys)}):" if deploys else "last deploys: none recorded")
     lines += [f"  {deploy_line(entry)}" for entry in reversed(deploys)]

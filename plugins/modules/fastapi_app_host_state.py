@@ -70,6 +70,12 @@ options:
     description: How many of the last deploys in I(record) to return.
     type: int
     default: 0
+  releases_detail:
+    description:
+      - "Also return, per finished release, when it was built and whether its canary failed (C(release_info)), and when it
+        served (C(served)), read from the whole deploy record I(record) with its rotated files (C(<record>.1), C(<record>.2.gz)...)."
+    type: bool
+    default: false
   service_units:
     description:
       - Units whose ActiveState, SubState and LoadState are returned in C(unit_states), together with the app's
@@ -179,13 +185,25 @@ paths:
   description: "Per existing path of I(paths): type (file, link, directory, other) and target (a link's, else empty)."
   type: dict
   returned: always
+release_info:
+  description: "Per finished release: built (UTC, ISO 8601: the mtime of its release.json, written last by the build)
+    and canary_failed (a CANARY_FAILED mark)."
+  type: dict
+  returned: with releases_detail
+served:
+  description: "Per release: the periods it was current, oldest first, each [from, to] (UTC, ISO 8601; to is empty while it
+    serves, C(?) when not known), from the record's successful deploys and rollbacks and, for the serving release, the C(current) link."
+  type: dict
+  returned: with releases_detail
 unit_states:
   description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState, UnitFileState; {} without I(service_units)."
   type: dict
   returned: always
 """
 
+import glob
 import grp
+import gzip
 import hashlib
 import json
 import os
@@ -334,6 +352,77 @@ def last_records(path: str | None, count: int) -> list[dict[str, Any]]:
     return list(entries)
 
 
+def record_files(path: str) -> list[str]:
+    """The record and the files logrotate made of it, oldest first: <path>.N(.gz) with the highest N
+    first (rotate, compress, delaycompress), then <path> itself."""
+    rotated = []
+    for name in glob.glob(glob.escape(path) + ".*"):
+        suffix = name[len(path) + 1:]
+        number = suffix[:-3] if suffix.endswith(".gz") else suffix
+        if number.isdigit():
+            rotated.append((int(number), name))
+    return [name for _, name in sorted(rotated, reverse=True)] + [path]
+
+
+def all_records(path: str | None) -> list[dict[str, Any]]:
+    """Every JSON-object line of the record and its rotated files, oldest first; torn lines and
+    unreadable files are skipped."""
+    if not path:
+        return []
+    entries: list[dict[str, Any]] = []
+    for name in record_files(path):
+        opener = gzip.open if name.endswith(".gz") else open
+        try:
+            with opener(name, "rt", encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(entry, dict):
+                        entries.append(entry)
+        except (OSError, EOFError):
+            continue
+    return entries
+
+
+def served_periods(entries: list[dict[str, Any]], current: str, current_since: str) -> dict[str, list[list[str]]]:
+    """When each release was current: a successful deploy or rollback to another release starts its
+    period and ends the one before, a removal ends it. Failed runs are left out (where they stopped
+    is not recorded). The serving release whose period the record does not show (record off, or a
+    run whose line is missing) serves since the `current` link was last replaced; an end that is not
+    known is "?"."""
+    periods: dict[str, list[list[str]]] = {}
+    serving = ""
+    for entry in entries:
+        if entry.get("result") != "ok":
+            continue
+        when, new = str(entry.get("time") or ""), str(entry.get("release_new") or "")
+        if entry.get("kind") == "remove" or (new and new != serving):
+            if serving:
+                periods[serving][-1][1] = when
+            serving = "" if entry.get("kind") == "remove" else new
+            if serving:
+                periods.setdefault(serving, []).append([when, ""])
+    if serving and serving != current:
+        periods[serving][-1][1] = current_since if current else "?"
+    if current and serving != current:
+        periods.setdefault(current, []).append([current_since, ""])
+    return periods
+
+
+def release_info(releases_dir: Path, releases: list[str]) -> dict[str, dict[str, Any]]:
+    """When each finished release was built (release.json is written last) and whether it failed its canary."""
+    info = {}
+    for name in releases:
+        try:
+            built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.stat(releases_dir / name / "release.json").st_mtime))
+        except OSError:
+            built = ""
+        info[name] = {"built": built, "canary_failed": (releases_dir / name / "CANARY_FAILED").exists()}
+    return info
+
+
 def unit_states(run_command: Any, units: list[str]) -> dict[str, dict[str, str]]:
     """ActiveState, SubState and LoadState of each unit, from one `systemctl show`."""
     if not units:
@@ -380,6 +469,10 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
     installed = installed_packages(run_command, params["packages"])
     since, age = link_age(base / "current", time.time())
     releases, partial = release_dirs(base / "releases")
+    detail = {}
+    if params.get("releases_detail"):
+        detail = {"release_info": release_info(base / "releases", releases),
+                  "served": served_periods(all_records(params["record"]), current, since)}
     watched = [*params["service_units"], *instances, *(u for u in units if u.endswith(".timer"))] if params["service_units"] else []
     return {
         "packages_missing": [p for p in params["packages"] if p not in installed],
@@ -400,6 +493,7 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
         "unit_states": unit_states(run_command, watched),
         "files": {path: entry for path in params["files"] if (entry := file_entry(path))},
         "paths": {path: entry for path in params["paths"] if (entry := path_entry(path))},
+        **detail,
     }
 
 
@@ -416,6 +510,7 @@ def main() -> None:
             "record": {"type": "path"},
             "record_last": {"type": "int", "default": 0},
             "service_units": {"type": "list", "elements": "str", "default": []},
+            "releases_detail": {"type": "bool", "default": False},
             "files": {"type": "list", "elements": "path", "default": []},
             "paths": {"type": "list", "elements": "path", "default": []},
         },

@@ -41,6 +41,7 @@ REQUIRED = [
     "playbooks/fleet.yml",
     "playbooks/run.yml",
     "playbooks/status.yml",
+    "playbooks/logs.yml",
     "playbooks/tasks/fleet_lb.yml",
     # playbooks/tasks/fleet_lb.yml renders it from `playbook_dir | dirname`.
     "templates/etc/nginx/sites-available/fastapi-fleet.conf.j2",
@@ -54,7 +55,7 @@ REQUIRED = [
 FORBIDDEN = {".git", ".venv", ".cache", ".ansible", ".pytest_cache", "__pycache__", "tests", "molecule", "benchmarks",
              "examples", "scripts", "tools", ".ci", ".config", "dist", "Makefile", "ansible.cfg", "requirements-dev.txt",
              "inventory/demo", "playbooks/collections"}
-PLAYBOOKS = ["deploy", "fleet", "rollback", "run", "status"]
+PLAYBOOKS = ["deploy", "fleet", "logs", "rollback", "run", "status"]
 
 
 def tool(name: str) -> str:

@@ -5,9 +5,11 @@ as ansible.builtin.command's."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ansible_collections.fastapi_ops.app.plugins.plugin_utils import host_command
 
 
@@ -66,3 +68,21 @@ def test_run_gives_stdin_and_the_environment() -> None:
 def test_stdin_goes_only_on_a_pipelining_connection() -> None:
     assert host_command.can_send_stdin(FakeAction(pipelining=True))
     assert not host_command.can_send_stdin(FakeAction(pipelining=False))
+
+
+def test_pipelining_off_is_one_warning_that_says_the_cost_and_the_way_on() -> None:
+    assert host_command.pipelining_report(True) == {"changed": False, "pipelining": True}
+    report = host_command.pipelining_report(False)
+    assert report["pipelining"] is False and report["changed"] is False
+    # The same text for every host: Ansible shows a repeated warning once.
+    assert report["warnings"] == [host_command.PIPELINING_WARNING] == host_command.pipelining_report(False)["warnings"]
+    for said in ("96 s instead of 46 s", "pipelining = true", "[connection]", "ansible_pipelining", "requiretty"):
+        assert said in host_command.PIPELINING_WARNING, said
+
+
+def test_the_playbooks_turn_pipelining_on_unless_the_inventory_keeps_it_off() -> None:
+    root = Path(__file__).resolve().parents[2]
+    wanted = "{{ hostvars[inventory_hostname].ansible_pipelining | default(true) }}"
+    for playbook in sorted((root / "playbooks").glob("*.yml")):
+        for play in yaml.safe_load(playbook.read_text()):
+            assert play.get("vars", {}).get("ansible_pipelining") == wanted, f"{playbook.name}: {play['name']}"

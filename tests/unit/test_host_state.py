@@ -232,3 +232,64 @@ def test_paths_report_their_kind_and_a_links_target(tmp_path: Path) -> None:
         str(tmp_path / "dangling"): {"type": "link", "target": str(tmp_path / "nowhere")},
         str(tmp_path / "dir"): {"type": "directory", "target": ""},
     }
+
+
+# --- releases_detail: what playbooks/status.yml lists of every kept release ---
+
+
+def entry(time: str, old: str, new: str, kind: str = "deploy", result: str = "ok") -> dict[str, Any]:
+    return {"time": time, "kind": kind, "release_old": old, "release_new": new, "result": result}
+
+
+def test_each_release_serves_from_its_switch_to_the_next_one() -> None:
+    entries = [entry("t1", "", "a"), entry("t2", "a", "a"), entry("t3", "a", "b"), entry("t4", "b", "c", result="failed"),
+               entry("t5", "b", "a", kind="rollback"), entry("t6", "a", "b")]
+    assert hs.served_periods(entries, "b", "t6") == {"a": [["t1", "t3"], ["t5", "t6"]], "b": [["t3", "t5"], ["t6", ""]]}
+
+
+def test_a_removal_ends_the_period_and_a_later_deploy_starts_again() -> None:
+    entries = [entry("t1", "", "a"), entry("t2", "a", "", kind="remove"), entry("t3", "", "a")]
+    assert hs.served_periods(entries, "a", "t3") == {"a": [["t1", "t2"], ["t3", ""]]}
+
+
+def test_the_link_tells_what_serves_when_the_record_does_not() -> None:
+    # No record at all: the serving release since its link was replaced.
+    assert hs.served_periods([], "a", "t9") == {"a": [["t9", ""]]}
+    # The record's last switch went to b, but a (a run without a line) serves since t9: b ended then.
+    assert hs.served_periods([entry("t1", "", "b")], "a", "t9") == {"b": [["t1", "t9"]], "a": [["t9", ""]]}
+    # Nothing serves any more and the record does not say when it stopped.
+    assert hs.served_periods([entry("t1", "", "b")], "", "") == {"b": [["t1", "?"]]}
+
+
+def test_rotated_records_are_read_oldest_first(tmp_path: Path) -> None:
+    import gzip
+    path = tmp_path / "hello.deploys.jsonl"
+    with gzip.open(f"{path}.3.gz", "wt") as old:
+        old.write(json.dumps(entry("t1", "", "a")) + "\n")
+    with gzip.open(f"{path}.2.gz", "wt") as mid:
+        mid.write(json.dumps(entry("t2", "a", "b")) + "\n{torn\n")
+    Path(f"{path}.1").write_text(json.dumps(entry("t3", "b", "c")) + "\n")
+    Path(f"{path}.bak").write_text(json.dumps(entry("t0", "", "x")) + "\n")  # not logrotate's: left out
+    Path(f"{path}.10.gz").write_bytes(b"not gzip")  # unreadable: skipped
+    path.write_text(json.dumps(entry("t4", "c", "a", kind="rollback")) + "\n")
+    assert hs.record_files(str(path)) == [f"{path}.10.gz", f"{path}.3.gz", f"{path}.2.gz", f"{path}.1", str(path)]
+    assert [e["time"] for e in hs.all_records(str(path))] == ["t1", "t2", "t3", "t4"]
+    assert hs.all_records(str(tmp_path / "missing")) == [] and hs.all_records(None) == []
+
+
+def test_releases_detail_reports_built_canary_and_served(tmp_path: Path) -> None:
+    base = tmp_path / "opt" / "hello"
+    release(base, "1.0-a", 1000, {"release": "1.0-a"})
+    release(base, "1.0-b", 2000, {"release": "1.0-b"})
+    os.utime(base / "releases" / "1.0-a" / "release.json", (1_800_000_000, 1_800_000_000))
+    (base / "releases" / "1.0-b" / "CANARY_FAILED").write_text("boom\n")
+    (base / "current").symlink_to("releases/1.0-a")
+    os.utime(base / "current", (1_800_000_600, 1_800_000_600), follow_symlinks=False)
+    record = tmp_path / "hello.deploys.jsonl"
+    record.write_text(json.dumps(entry("2027-01-15T08:10:00Z", "", "1.0-a")) + "\n")
+    state = hs.host_state(params(base, record=str(record), releases_detail=True), FakeDpkg(set()))
+    assert state["release_info"]["1.0-a"] == {"built": "2027-01-15T08:00:00Z", "canary_failed": False}
+    assert state["release_info"]["1.0-b"]["canary_failed"] is True
+    assert state["served"] == {"1.0-a": [["2027-01-15T08:10:00Z", ""]]}
+    # Without the option a deploy's read stays as it was.
+    assert "release_info" not in hs.host_state(params(base, record=str(record)), FakeDpkg(set()))

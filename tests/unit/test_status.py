@@ -48,3 +48,35 @@ def test_a_down_web_service_and_no_jobs() -> None:
              "unit_states": {"shop.socket": unit("active"), "shop.service": unit("inactive")}, "deploys": []}
     assert st.status_lines(state, "shop", WEB)[1:5] == [
         "previous: (none)", "web service: DOWN: shop.service inactive (1/2 active)", "processes: none", "timers: none"]
+
+
+def test_every_kept_release_is_listed_newest_first_with_built_served_and_marks() -> None:
+    state = {"current": "1.2-c", "previous": "1.1-b", "current_since": "t5", "current_age_s": 60, "unit_states": {},
+             "releases": ["1.0-a", "1.1-b", "1.2-c", "1.3-d"], "partial_releases": ["1.4-e"],
+             "release_info": {"1.0-a": {"built": "b1", "canary_failed": False}, "1.1-b": {"built": "b2", "canary_failed": False},
+                              "1.2-c": {"built": "b3", "canary_failed": False}, "1.3-d": {"built": "b4", "canary_failed": True}},
+             "served": {"1.0-a": [["t1", "t2"], ["t3", "t4"]], "1.1-b": [["t2", "t3"], ["t4", "t5"]], "1.2-c": [["t5", ""]]},
+             "deploys": []}
+    lines = st.status_lines(state, "shop", WEB)
+    start = lines.index("releases kept (4), newest first:")
+    assert lines[start:start + 7] == [
+        "releases kept (4), newest first:",
+        "  1.3-d (canary failed): built b4, never served (per the record)",
+        "  1.2-c (current): built b3, served t5 - now",
+        "  1.1-b (previous): built b2, served t2 - t3, t4 - t5",
+        "  1.0-a: built b1, served t1 - t2, t3 - t4",
+        "unfinished builds (no release.json, removed by the next deploy): 1.4-e",
+        "roll back to one: playbooks/rollback.yml -e fastapi_app_rollback_to=<release>",
+    ]
+    assert lines[-1] == "last deploys: none recorded"
+
+
+def test_only_the_last_periods_of_a_release_are_shown() -> None:
+    state = {"current": "a", "releases": ["a"], "release_info": {"a": {"built": "b", "canary_failed": False}},
+             "served": {"a": [["t1", "t2"], ["t3", "t4"], ["t5", "t6"], ["t7", "?"], ["t8", ""]]}}
+    assert st.release_lines(state)[1] == "  a (current): built b, served t5 - t6, t7 - ?, t8 - now (and 2 earlier)"
+
+
+def test_a_status_without_the_release_detail_lists_no_releases() -> None:
+    state = {"current": "a", "previous": "", "current_since": "s", "current_age_s": 5, "unit_states": {}, "deploys": []}
+    assert not [line for line in st.status_lines(state, "shop", WEB) if line.startswith("releases")]

@@ -27,12 +27,12 @@ def scenario_vars(group: str = "app_servers") -> dict[str, Any]:
     return yaml.safe_load(text)["provisioner"]["inventory"]["group_vars"][group]
 
 
-def run_playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_playbook(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """playbooks/<name>.yml of the project, run from the controller as a user would, against the
-    scenario's inventory with Molecule's ansible.cfg (plain text output)."""
+    scenario's inventory with Molecule's ansible.cfg (plain text output); env adds to the environment."""
     ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     playbook = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "playbooks" / f"{name}.yml"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **(env or {}))
     return subprocess.run(["ansible-playbook", "-i", str(ephemeral / "inventory"), *args, str(playbook)],
                           capture_output=True, text=True, env=env, check=False)
 
