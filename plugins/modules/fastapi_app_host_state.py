@@ -361,7 +361,7 @@ def record_files(path: str) -> list[str]:
         number = suffix[:-3] if suffix.endswith(".gz") else suffix
         if number.isdigit():
             rotated.append((int(number), name))
-    return [name for _, name in sorted(rotated, reverse=True)] + [path]
+    return [name for _number, name in sorted(rotated, reverse=True)] + [path]
 
 
 def all_records(path: str | None) -> list[dict[str, Any]]:

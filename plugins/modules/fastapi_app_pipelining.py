@@ -16,7 +16,8 @@ options:
     description: Add the warning when the connection does not pipeline; false only reports C(pipelining).
     type: bool
     default: true
-author: fastapi_app role
+# No GitHub account speaks for the project yet: (!UNKNOWN) is validate-modules' form for that.
+author: the fastapi_app authors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -25,5 +26,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-pipelining: {description: Whether the connection pipelines., type: bool, returned: always}
+pipelining:
+  description: Whether the connection pipelines.
+  type: bool
+  returned: always
 """
