@@ -3,12 +3,13 @@
 # make bench - serving benchmark: ceiling, tutorial recipe and the role side by side (benchmarks/)
 # make timings - fresh converge, no-change re-run and code-only redeploy times on the demo container
 # make collection - build the Ansible collection fastapi_ops.app (galaxy.yml) into dist/
+# make changelog - lint the changelog fragments and changelogs/changelog.yaml (docs/collection.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: demo demo-clean test bootstrap lint unit molecule bench timings collection
+.PHONY: demo demo-clean test bootstrap lint changelog unit molecule bench timings collection
 
 demo:
 	scripts/demo.sh
@@ -33,10 +34,15 @@ bootstrap:
 
 # scripts/sanity.sh: ansible-test sanity and antsibull-docs on the collection (about 1.5 min with its
 # cached virtualenvs; the first run makes them from PyPI).
-lint:
+lint: changelog
 	yamllint --strict .
 	ansible-lint
 	scripts/sanity.sh
+
+# antsibull-changelog: every fragment in changelogs/fragments/ and the release history it is released into.
+changelog:
+	antsibull-changelog lint
+	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 
 # orders_app's tests need a real PostgreSQL: pg_virtualenv (Debian's postgresql-common, installed by
 # bootstrap) runs them in a throw-away cluster; its dependencies come from requirements-dev.txt.

@@ -16,6 +16,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: fastapi_app_source
 short_description: Package a controller-side app source into one content-addressed archive
+version_added: 0.10.0
 description:
   - Packs a directory (or takes a tar archive, wheel or sdist as it is) into the cache directory
     under its sha256 and describes it. The role ships that archive to every host of a play, and

@@ -6,6 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fastapi_app_command
 short_description: Run a command on the host in one round trip, without a Python module
+version_added: 0.10.0
 description:
   - Runs O(argv) through the connection's shell, as M(ansible.builtin.command) would run it, with the
     task's environment and become, but without sending a Python module (about 0.2 s less a task

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: fastapi_app_journal
+version_added: 0.10.0
 short_description: Read the journal of one fastapi_app app in a time window
 description:
   - Selects the app's units (the web service, the process instances, the timers and their jobs, the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: fastapi_app_pipelining
+version_added: 0.10.0
 short_description: Warn when the connection does not pipeline
 description:
   - Reports whether the task's connection pipelines (C(pipelining) of ansible.cfg's C([connection]) section, or the

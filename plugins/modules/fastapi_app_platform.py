@@ -11,6 +11,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fastapi_app_platform
 short_description: Read the platform facts a fastapi_app deploy is validated against
+version_added: 0.10.0
 description:
   - Reports the distribution and its major version from C(/etc/os-release), whether systemd is the
     service manager, the Python version and machine of an interpreter, and which systemd calendar

@@ -14,6 +14,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fastapi_app_probe
 short_description: Ask a fastapi_app app its health checks
+version_added: 0.10.0
 description:
   - Sends GET for each check in order, on a new connection each, and compares the status and,
     optionally, a string the body must contain. The first check is retried until it answers as

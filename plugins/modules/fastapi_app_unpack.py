@@ -6,6 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fastapi_app_unpack
 short_description: Unpack a tar archive from the controller into a new directory on the host
+version_added: 0.10.0
 description:
   - Unpacks O(src) into O(dest) with GNU tar (gzip, xz, bzip2, zstd or none), the files owned by
     the connecting (or become) user.

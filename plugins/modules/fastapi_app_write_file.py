@@ -12,6 +12,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fastapi_app_write_file
 short_description: Write a generated text file atomically when it differs
+version_added: 0.10.0
 description:
   - Replaces O(path) with O(content) (UTF-8) through a temporary file in the same directory, then
     sets owner, group and mode; changes nothing when all of them already match.

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible.release import __version__ as ansible_version
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
@@ -48,13 +51,15 @@ REQUIRED = [
     "meta/runtime.yml",
     "README.md",
     "LICENSE",
-    "CHANGELOG.md",
+    "CHANGELOG.rst",
+    # The release history antsibull-changelog writes CHANGELOG.rst from (also read by the Ansible docs build).
+    "changelogs/changelog.yaml",
     *(path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "plugins").glob("*/*.py"))),
 ]
 # The development and test kit: never in the collection (a path or any of its parents).
 FORBIDDEN = {".git", ".venv", ".cache", ".ansible", ".pytest_cache", "__pycache__", "tests", "molecule", "benchmarks",
              "examples", "scripts", "tools", ".ci", ".config", "dist", "Makefile", "ansible.cfg", "requirements-dev.txt",
-             "inventory/demo", "playbooks/collections"}
+             "inventory/demo", "playbooks/collections", "changelogs/fragments", "changelogs/.plugin-cache.yaml"}
 PLAYBOOKS = ["deploy", "fleet", "logs", "rollback", "run", "status"]
 
 
@@ -148,8 +153,13 @@ def test_the_tarball_is_the_version_of_galaxy_yml(tarball: Path, installed: Path
     assert (info["namespace"], info["name"], info["version"]) == (NAMESPACE, NAME, VERSION)
     assert info["license"] == ["MIT"]
     assert "MIT License" in (installed / "LICENSE").read_text()
-    assert f"## [{VERSION}]" in (installed / "CHANGELOG.md").read_text()
-    assert yaml.safe_load((installed / "meta" / "runtime.yml").read_text())["requires_ansible"].startswith(">=")
+    # antsibull-changelog released this version: in the history and in the generated changelog.
+    assert VERSION in yaml.safe_load((installed / "changelogs" / "changelog.yaml").read_text())["releases"]
+    assert f"\nv{VERSION}\n{'=' * len('v' + VERSION)}\n" in (installed / "CHANGELOG.rst").read_text()
+    # The tested range: it holds the ansible-core these tests run with, and no later line.
+    requires = SpecifierSet(yaml.safe_load((installed / "meta" / "runtime.yml").read_text())["requires_ansible"])
+    assert Version(ansible_version).base_version in requires
+    assert f"{Version(ansible_version).major}.{Version(ansible_version).minor + 1}.0" not in requires
 
 
 def test_the_tarball_has_what_the_playbooks_use_and_no_test_kit(members: dict[str, tarfile.TarInfo]):
@@ -240,9 +250,11 @@ def role_texts() -> dict[str, str]:
 
 def test_every_full_name_the_role_uses_is_a_plugin_of_the_collection():
     plugins = set(filters()) | set(MODULES) | set(LOOKUPS)
-    used = {name for text in role_texts().values() for name in re.findall(rf"\b{re.escape(FQCN)}\.(\w+)", text)}
+    # The playbooks' own filters (the fleet's progress report) count as used too.
+    texts = list(role_texts().values()) + [path.read_text() for path in sorted((ROOT / "playbooks").rglob("*.yml"))]
+    used = {name for text in texts for name in re.findall(rf"\b{re.escape(FQCN)}\.(\w+)", text)}
     assert used - plugins - {ROLE.name} == set()
-    # Every module, filter and lookup is used by the role, so none is shipped for nothing.
+    # Every module, filter and lookup is used by the role or a playbook, so none is shipped for nothing.
     assert plugins - used == set()
 
 

@@ -96,8 +96,81 @@ def test_bad_release_stopped_at_the_first_host(steps: dict[tuple[str, str, str],
             assert after["current"] == before["current"], (name, app)
             assert after["main_pid"] == before["main_pid"], (name, app)
             assert after["unit"] == "active", (name, app)
-    # Only the first host was tried: the later ones never ran the role.
-    assert "fastapi-app-fleet-app2" not in log.split("PLAY RECAP")[0].split("Roll the apps out in batches")[-1]
+    # Only the first host was tried: the later ones never ran a task (the roll-up names them, "not run").
+    assert "[fastapi-app-fleet-app2" not in log.split("PLAY RECAP")[0].split("Roll the apps out in batches")[-1]
+
+
+BATCH_LINE = re.compile(r'^\s*"msg": "(batch \d+ of \d+: hosts [^"]+)"$', re.M)
+ROLLUP_ROW = re.compile(r'^\s*"(fastapi-app-fleet-app\d)\s+(\w+)\s+(\S+) -> (\S+)\s+(.+?)\s+([\d.]+|-)\s+'
+                        r'(changed|unchanged|failed|removed|not run)",?$', re.M)
+
+
+def log(step: str) -> str:
+    return (EPHEMERAL / f"fleet_{step}.log").read_text()
+
+
+def rollup(step: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(app host, app) -> the roll-up row the fleet printed at the end of the step."""
+    output = log(step)
+    assert output.count("TASK [Show the rollout]") == 1, step
+    table = output.split("TASK [Show the rollout]")[1].split("TASK [")[0]
+    rows = {}
+    for name, app, before, after, switch, seconds, result in ROLLUP_ROW.findall(table):
+        rows[(name, app)] = {"before": before, "after": after, "switch": switch, "seconds": seconds, "result": result}
+    return rows
+
+
+def release(entry: dict[str, Any]) -> str:
+    return entry["current"] or "(none)"
+
+
+@pytest.mark.parametrize(("step", "lines"), [
+    ("v2_three_hosts", ["batch 1 of 2: hosts fastapi-app-fleet-app1, fastapi-app-fleet-app2", "batch 2 of 2: hosts fastapi-app-fleet-app3"]),
+    ("v3_one_host", ["batch 1 of 1: hosts fastapi-app-fleet-app1"]),
+    ("bad_release", ["batch 1 of 3: hosts fastapi-app-fleet-app1"]),
+    ("remove_beta", ["batch 1 of 1: hosts fastapi-app-fleet-app3"]),
+])
+def test_each_batch_is_announced_as_it_starts(step: str, lines: list[str]) -> None:
+    output = log(step)
+    assert BATCH_LINE.findall(output) == lines
+    # Announced before the batch's first deploy task.
+    assert output.index(lines[0]) < output.index("TASK [Deploy the apps]")
+
+
+@pytest.mark.parametrize(("step", "before_step", "expected"), [
+    ("v2_three_hosts", "converged", {(name, app): ("handover", "changed") for name in APP_HOSTS for app in ("alpha", "beta")}),
+    ("v3_one_host", "v2_three_hosts", {(APP_HOSTS[0], app): ("handover", "changed") for app in ("alpha", "beta")}),
+    # The first host's alpha fails its canary: nothing switched; its beta and the later batches never ran.
+    ("bad_release", "v3_one_host", {(APP_HOSTS[0], "alpha"): ("none", "failed")}
+     | {(name, app): ("-", "not run") for name in APP_HOSTS for app in ("alpha", "beta") if (name, app) != (APP_HOSTS[0], "alpha")}),
+    ("remove_beta", "bad_release", {(APP_HOSTS[2], "alpha"): ("none", "unchanged"), (APP_HOSTS[2], "beta"): ("remove", "removed")}),
+])
+def test_the_rollup_rows_are_the_hosts_real_releases(steps: dict[tuple[str, str, str], dict[str, Any]], step: str,
+                                                     before_step: str, expected: dict[tuple[str, str], tuple[str, str]]) -> None:
+    rows = rollup(step)
+    assert {key: (row["switch"], row["result"]) for key, row in rows.items()} == expected
+    for (name, app), row in rows.items():
+        if row["result"] == "not run":
+            assert (row["before"], row["after"], row["seconds"]) == ("-", "-", "-")
+            continue
+        assert row["before"] == release(steps[(before_step, name, app)]), (step, name, app)
+        assert row["after"] == release(steps[(step, name, app)]), (step, name, app)
+        assert float(row["seconds"]) > 0
+
+
+def test_a_failed_rollout_states_its_cause_once_at_the_end() -> None:
+    output = log("bad_release")
+    # The canary's cause (its health answer and log) is stated once, after the roll-up table.
+    assert output.count("failed its canary run") == 1, output[-5000:]
+    assert output.count("Health answer:") == 1
+    cause = output.index("failed its canary run")
+    assert output.index("TASK [Show the rollout]") < output.index("TASK [State why the rollout stops]") < cause
+    assert cause < output.index("TASK [Stop the rollout at a failed host]")
+    assert re.search(r'"msg": "fastapi-app-fleet-app1: release \S+ of alpha failed its canary run', output)
+    assert '503 {\\"status\\":\\"failing\\"}' in output or '503 {"status":"failing"}' in output
+    # The role's own failure and the fleet's stop point to it instead of repeating it.
+    assert "alpha failed in 'Reject the release' (the cause is reported at the end of the run)" in output
+    assert "fastapi-app-fleet-app1: the rollout stops here (cause above)" in output
 
 
 def test_removal_left_alpha_serving(steps: dict[tuple[str, str, str], dict[str, Any]], host: Any) -> None:
