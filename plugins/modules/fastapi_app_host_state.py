@@ -179,6 +179,10 @@ paths:
   description: "Per existing path of I(paths): type (file, link, directory, other) and target (a link's, else empty)."
   type: dict
   returned: always
+read_at:
+  description: The host's clock when the state was read (seconds since the epoch); the deploy looks for what happened on the host since.
+  type: float
+  returned: always
 unit_states:
   description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState, UnitFileState; {} without I(service_units)."
   type: dict
@@ -378,7 +382,8 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
     current = link_release(base / "current")
     units, instances = role_units(Path(params["unit_dir"]), params["unit_prefix"])
     installed = installed_packages(run_command, params["packages"])
-    since, age = link_age(base / "current", time.time())
+    read_at = time.time()
+    since, age = link_age(base / "current", read_at)
     releases, partial = release_dirs(base / "releases")
     watched = [*params["service_units"], *instances, *(u for u in units if u.endswith(".timer"))] if params["service_units"] else []
     return {
@@ -398,6 +403,7 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
         "current_age_s": age,
         "deploys": last_records(params["record"], params["record_last"]),
         "unit_states": unit_states(run_command, watched),
+        "read_at": read_at,
         "files": {path: entry for path in params["files"] if (entry := file_entry(path))},
         "paths": {path: entry for path in params["paths"] if (entry := path_entry(path))},
     }
