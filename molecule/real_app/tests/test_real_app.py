@@ -148,7 +148,7 @@ def test_workers_stopped_gracefully_on_the_switch(apps: dict[str, Any]) -> None:
 
 
 STUCK = [f"orders-stuck@{i}.service" for i in (1, 2, 3)]
-STUCK_TIMEOUT = 3
+STUCK_TIMEOUT = 4
 UNIT_EVENT = re.compile(r"^(\d+\.\d+) \S+ systemd\[1\]: (Stopping|Stopped|Started) (orders-stuck@\d+\.service)")
 
 
@@ -166,9 +166,9 @@ def stuck_switches(app: Any) -> list[list[tuple[float, str, str]]]:
 
 
 def test_instances_that_outlive_their_stop_timeout_switch_at_once(apps: dict[str, Any]) -> None:
-    """The stuck workers (3 instances, stop_timeout 3 s, lingering 30 s after SIGTERM) were restarted
+    """The stuck workers (3 instances, stop_timeout 4 s, lingering 30 s after SIGTERM) were restarted
     by the expand release and the environment change and stopped by the retire step: each time all
-    three at once, so each switch took about one stop_timeout (one after the other: 3 x 3 s and more)."""
+    three at once, so each switch took about one stop_timeout (one after the other: 3 x 4 s and more)."""
     for name, app in apps.items():
         switches = stuck_switches(app)
         spans = [round(b[-1][0] - b[0][0], 1) for b in switches]
@@ -177,7 +177,7 @@ def test_instances_that_outlive_their_stop_timeout_switch_at_once(apps: dict[str
         for burst, span in zip(switches, spans):
             assert {unit for _t, kind, unit in burst if kind == "Stopping"} == set(STUCK), (name, burst)
             # Each was killed, not stopped by itself, and all together: one timeout, not three.
-            assert STUCK_TIMEOUT <= span < 2 * STUCK_TIMEOUT + 1.5, (name, span, burst)
+            assert STUCK_TIMEOUT <= span < 2 * STUCK_TIMEOUT + 2, (name, span, burst)
         assert [len({u for _t, kind, u in b if kind == "Started"}) for b in switches] == [3, 3, 0], (name, switches)
         log = app.check_output("journalctl --no-pager -o cat " + " ".join(f"-u {unit}" for unit in STUCK))
         assert log.count("State 'stop-sigterm' timed out. Killing.") == 9, (name, log[-2000:])
@@ -189,7 +189,8 @@ def test_the_summary_names_the_instances_killed_after_their_stop_timeout() -> No
     summary names the three killed on each host, and none of the workers that stopped by themselves."""
     killed = "WARNING: killed (SIGKILL) after their stop_timeout: " + ", ".join(STUCK)
     for log_name in ("lock_first.log", "lock_broken.log"):
-        log = (EPHEMERAL / log_name).read_text()
+        # Molecule's ANSIBLE_FORCE_COLOR outweighs the runs' ANSIBLE_NOCOLOR: colours off first.
+        log = re.sub(r"\x1b\[[0-9;]*m", "", (EPHEMERAL / log_name).read_text())
         for name in APP_HOSTS:
             # The yaml result format wraps a long msg: the host's results with their whitespace collapsed.
             results = " ".join(host_output(log, name).split())
