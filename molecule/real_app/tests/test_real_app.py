@@ -132,7 +132,7 @@ def test_workers_followed_each_switch(host: Any, apps: dict[str, Any], releases:
             unit = f"orders-worker@{instance}.service"
             assert app.service(unit).is_running and app.service(unit).is_enabled
             assert f"release {releases[0]}" in app.check_output(f"systemctl show -p Description --value {unit}")
-            assert app.check_output(f"systemctl show -p WorkingDirectory --value {unit}") == f"{BASE}/releases/{releases[0]}/src"
+            assert app.check_output(f"systemctl show -p WorkingDirectory --value {unit}") == f"{BASE}/releases/{releases[0]}/src/backend"
             # The worker itself is the main process (no shell in between that would swallow the stop signal).
             pid = app.check_output(f"systemctl show -p MainPID --value {unit}")
             assert app.check_output(f"ps -o args= -p {pid}") == "python -m orders_app.worker"
