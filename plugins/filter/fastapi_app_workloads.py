@@ -7,6 +7,7 @@ batch runs a once-per-release command.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import signal
@@ -18,10 +19,16 @@ RESERVED_NAMES = {"handover", "canary"}
 # Transient units of a release command are <app>-cmd-<name>; of playbooks/run.yml <app>-run-<n>.
 RESERVED_PREFIXES = ("cmd-", "run-")
 RUN_CHOICES = ("once", "always")
+# How a switch restarts the instances of a process: all at once (systemd stops them in parallel)
+# or one after the other.
+RESTART_CHOICES = ("parallel", "rolling")
+# systemd's "Failed with result '...'" entry (SD_MESSAGE_UNIT_FAILURE_RESULT), logged by PID 1 with
+# UNIT= and UNIT_RESULT=; a stop that outlived TimeoutStopSec= ends in SIGKILL and UNIT_RESULT=timeout.
+UNIT_FAILURE_RESULT = "d9b373ed55a64feb8242e02dbe79a49c"
 STOP_SIGNALS = {s.name for s in signal.Signals if s.name.startswith("SIG") and not s.name.startswith("SIG_")}
 
 COMMAND_DEFAULTS: dict[str, Any] = {"run": "once", "timeout": 600}
-PROCESS_DEFAULTS: dict[str, Any] = {"instances": 1, "stop_signal": "SIGTERM", "stop_timeout": 30}
+PROCESS_DEFAULTS: dict[str, Any] = {"instances": 1, "stop_signal": "SIGTERM", "stop_timeout": 30, "restart": "parallel"}
 TIMER_DEFAULTS: dict[str, Any] = {"persistent": True, "randomized_delay": 0, "timeout": 3600}
 HEALTH_DEFAULTS: dict[str, Any] = {"status": 200, "contains": "", "headers": {}}
 # An HTTP header name (RFC 9110 token).
@@ -109,7 +116,8 @@ def workload_errors(commands: Any, processes: Any, timers: Any, health_checks: A
                           " 'always' (every host before its switch).")
         if not _int_in(c.get("timeout", 600), 1, 86400):
             errors.append(f"fastapi_app_release_commands ({c['name']}): timeout={c['timeout']!r} must be seconds from 1 to 86400.")
-    procs = _named_entries("fastapi_app_processes", processes, {"name", "command", "instances", "stop_signal", "stop_timeout"}, errors)
+    procs = _named_entries("fastapi_app_processes", processes, {"name", "command", "instances", "stop_signal", "stop_timeout", "restart"},
+                           errors)
     for p in procs:
         if not _int_in(p.get("instances", 1), 1, 64):
             errors.append(f"fastapi_app_processes ({p['name']}): instances={p['instances']!r} must be a count from 1 to 64.")
@@ -123,6 +131,9 @@ def workload_errors(commands: Any, processes: Any, timers: Any, health_checks: A
         if not _int_in(p.get("stop_timeout", 30), 1, 86400):
             errors.append(f"fastapi_app_processes ({p['name']}): stop_timeout={p['stop_timeout']!r} must be seconds from 1 to 86400:"
                           " how long an in-flight job may take to finish after the stop signal.")
+        if p.get("restart", "parallel") not in RESTART_CHOICES:
+            errors.append(f"fastapi_app_processes ({p['name']}): restart={p['restart']!r} must be 'parallel' (every instance at once: a"
+                          " switch costs one stop_timeout at most) or 'rolling' (one after the other, the others keep working).")
     tims = _named_entries("fastapi_app_timers", timers, {"name", "command", "on_calendar", "persistent", "randomized_delay", "timeout"},
                           errors)
     for t in tims:
@@ -202,6 +213,49 @@ def instances(process: dict[str, Any], app: str) -> list[str]:
     return [f"{app}-{process['name']}@{i}.service" for i in range(1, int(process.get("instances", 1)) + 1)]
 
 
+def restart_argv(processes: list[dict[str, Any]], app: str, enabled: list[str]) -> list[str]:
+    """One command that restarts the enabled instances of `processes` onto the unit files just written.
+
+    The instances of every `parallel` process go in one `systemctl restart`: systemd stops them at
+    once and starts each again as soon as it has stopped, so the switch costs the slowest stop (one
+    stop_timeout at most), whatever the count. Then each instance of a `rolling` process on its own,
+    in order. [] when none of their instances is enabled.
+    """
+    enabled_set = set(enabled)
+    parallel = [u for p in processes if p.get("restart", "parallel") != "rolling" for u in instances(p, app) if u in enabled_set]
+    rolling = [[u] for p in processes if p.get("restart") == "rolling" for u in instances(p, app) if u in enabled_set]
+    groups = [g for g in [parallel, *rolling] if g]
+    if not groups:
+        return []
+    # Unit names are validated identifiers: safe to split on spaces. Groups are separated by ';'.
+    script = ('set -e; group=; for arg; do if [ "$arg" = ";" ]; then systemctl restart $group; group=; '
+              'else group="$group $arg"; fi; done; systemctl restart $group')
+    args = [arg for g in groups for arg in [";", *g]][1:]
+    return ["sh", "-c", script, "restart", *args]
+
+
+def to_start(wanted: list[str], states: dict[str, dict[str, str]]) -> list[str]:
+    """The wanted instances the host-state read did not find running and enabled, in order."""
+    return [u for u in wanted if not ((states.get(u) or {}).get("ActiveState") == "active"
+                                      and (states.get(u) or {}).get("UnitFileState") == "enabled")]
+
+
+def killed_units(journal: str, units: list[str]) -> list[str]:
+    """The units of `units` that systemd killed after their stop timeout, sorted, from journal
+    entries (journalctl -o json, one object a line) of PID 1's failure results."""
+    wanted, found = set(units), set()
+    for line in journal.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(entry, dict) and entry.get("MESSAGE_ID") == UNIT_FAILURE_RESULT and entry.get("UNIT_RESULT") == "timeout"
+                and entry.get("UNIT") in wanted):
+            found.add(entry["UNIT"])
+    # worker@2 before worker@10.
+    return sorted(found, key=lambda unit: re.sub(r"\d+", lambda m: m.group().zfill(8), unit))
+
+
 def job_units(processes: list[dict[str, Any]], timers: list[dict[str, Any]], app: str) -> list[str]:
     """The unit files of the processes (templates) and timers (a timer and its service each)."""
     return [f"{app}-{p['name']}@.service" for p in processes] + [f"{app}-{t['name']}.{kind}" for t in timers for kind in ("service", "timer")]
@@ -243,4 +297,7 @@ class FilterModule:
             "fastapi_app_commands_to_run": commands_to_run,
             "fastapi_app_instances": instances,
             "fastapi_app_job_units": job_units,
+            "fastapi_app_restart_argv": restart_argv,
+            "fastapi_app_instances_to_start": to_start,
+            "fastapi_app_killed_units": killed_units,
         }

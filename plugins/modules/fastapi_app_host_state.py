@@ -195,6 +195,10 @@ served:
     serves, C(?) when not known), from the record's successful deploys and rollbacks and, for the serving release, the C(current) link."
   type: dict
   returned: with releases_detail
+read_at:
+  description: The host's clock when the state was read (seconds since the epoch); the deploy looks for what happened on the host since.
+  type: float
+  returned: always
 unit_states:
   description: "Per unit of I(service_units), instances and timers: ActiveState, SubState, LoadState, UnitFileState; {} without I(service_units)."
   type: dict
@@ -467,7 +471,8 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
     current = link_release(base / "current")
     units, instances = role_units(Path(params["unit_dir"]), params["unit_prefix"])
     installed = installed_packages(run_command, params["packages"])
-    since, age = link_age(base / "current", time.time())
+    read_at = time.time()
+    since, age = link_age(base / "current", read_at)
     releases, partial = release_dirs(base / "releases")
     detail = {}
     if params.get("releases_detail"):
@@ -491,6 +496,7 @@ def host_state(params: dict[str, Any], run_command: Any) -> dict[str, Any]:
         "current_age_s": age,
         "deploys": last_records(params["record"], params["record_last"]),
         "unit_states": unit_states(run_command, watched),
+        "read_at": read_at,
         "files": {path: entry for path in params["files"] if (entry := file_entry(path))},
         "paths": {path: entry for path in params["paths"] if (entry := path_entry(path))},
         **detail,

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pwd
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,11 @@ def params(base: Path, **overrides: Any) -> dict[str, Any]:
 
 
 def test_a_new_host_has_nothing(tmp_path: Path) -> None:
+    before = time.time()
     state = hs.host_state(params(tmp_path / "opt" / "hello", group="no-such-group-x", user="no-such-user-x",
                                  directories=[str(tmp_path / "missing")]), FakeDpkg(set()))
+    # The host's clock, for the deploy's look at what happened since (killed process instances).
+    assert before <= state.pop("read_at") <= time.time()
     assert state == {
         "packages_missing": [], "group": None, "user": None, "directories": {str(tmp_path / "missing"): None},
         "current": "", "previous": "", "releases": [], "partial_releases": [], "applied": {}, "current_record": {}, "units": [], "instances": [],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -66,7 +67,8 @@ def test_a_process_command_with_quoted_operators_is_one_command() -> None:
 
 def test_defaults_fill_only_what_is_missing() -> None:
     assert wl.with_defaults([{**WORKER, "instances": 3}], "process") == [
-        {"name": "worker", "command": WORKER["command"], "instances": 3, "stop_signal": "SIGTERM", "stop_timeout": 30}]
+        {"name": "worker", "command": WORKER["command"], "instances": 3, "stop_signal": "SIGTERM", "stop_timeout": 30,
+         "restart": "parallel"}]
     assert wl.with_defaults([MIGRATE], "command")[0]["run"] == "once"
 
 
@@ -159,3 +161,77 @@ def test_health_requests_send_the_common_headers_under_each_checks_own() -> None
         {"path": "/healthz/deep", "status": 200, "contains": "", "headers": {"Host": "api.example.com", "authorization": KEY, "X-Id": "7"}},
     ]
     assert wl.health_requests([{"path": "/healthz"}])[0]["headers"] == {}
+
+
+def test_restart_defaults_to_parallel_and_is_checked() -> None:
+    assert wl.with_defaults([WORKER], "process")[0]["restart"] == "parallel"
+    assert errors(processes=[{**WORKER, "restart": "rolling"}]) == []
+    assert any("restart='all' must be 'parallel'" in e for e in errors(processes=[{**WORKER, "restart": "all"}]))
+
+
+def run_restart(tmp_path: Path, argv: list[str]) -> list[str]:
+    """Runs a restart argv with a fake systemctl that logs each call: the calls, in order."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n')
+    fake.chmod(0o755)
+    subprocess.run(argv, check=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    return (tmp_path / "calls").read_text().splitlines()
+
+
+def test_parallel_instances_restart_in_one_call_whatever_the_count(tmp_path: Path) -> None:
+    procs = wl.with_defaults([{**WORKER, "instances": 3}, {"name": "mailer", "command": "x", "instances": 2}], "process")
+    enabled = [f"shop-worker@{i}.service" for i in (1, 2, 3)] + ["shop-mailer@1.service", "shop-mailer@2.service"]
+    argv = wl.restart_argv(procs, "shop", enabled)
+    assert run_restart(tmp_path, argv) == [
+        "restart shop-worker@1.service shop-worker@2.service shop-worker@3.service shop-mailer@1.service shop-mailer@2.service"]
+
+
+def test_rolling_instances_restart_one_after_the_other_after_the_parallel_ones(tmp_path: Path) -> None:
+    procs = wl.with_defaults([{**WORKER, "instances": 2, "restart": "rolling"}, {"name": "mailer", "command": "x", "instances": 2}],
+                             "process")
+    # Only enabled instances: a new instance is started (and enabled) by the task after.
+    enabled = ["shop-worker@1.service", "shop-worker@2.service", "shop-mailer@1.service"]
+    assert run_restart(tmp_path, wl.restart_argv(procs, "shop", enabled)) == [
+        "restart shop-mailer@1.service", "restart shop-worker@1.service", "restart shop-worker@2.service"]
+    assert wl.restart_argv(procs, "shop", []) == []
+
+
+def test_a_failed_restart_fails_the_command(tmp_path: Path) -> None:
+    procs = wl.with_defaults([{**WORKER, "restart": "rolling", "instances": 2}], "process")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\nexit 1\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    argv = wl.restart_argv(procs, "shop", ["shop-worker@1.service", "shop-worker@2.service"])
+    assert subprocess.run(argv, check=False, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}).returncode != 0
+    assert (tmp_path / "calls").read_text().splitlines() == ["restart shop-worker@1.service"]
+
+
+def test_instances_to_start_are_those_not_found_running_and_enabled() -> None:
+    states = {"shop-worker@1.service": {"ActiveState": "active", "UnitFileState": "enabled"},
+              "shop-worker@2.service": {"ActiveState": "failed", "UnitFileState": "enabled"},
+              "shop-worker@3.service": {"ActiveState": "active", "UnitFileState": "disabled"}}
+    wanted = [f"shop-worker@{i}.service" for i in (1, 2, 3, 4)]
+    assert wl.to_start(wanted, states) == wanted[1:]
+
+
+def journal_line(unit: str, result: str, message_id: str = wl.UNIT_FAILURE_RESULT) -> str:
+    return json.dumps({"MESSAGE_ID": message_id, "UNIT": unit, "UNIT_RESULT": result, "MESSAGE": f"{unit}: Failed with result '{result}'."})
+
+
+def test_killed_units_are_the_apps_instances_whose_stop_timed_out() -> None:
+    journal = "\n".join([
+        journal_line("shop-worker@10.service", "timeout"),
+        journal_line("shop-worker@2.service", "timeout"),
+        journal_line("shop-worker@2.service", "timeout"),      # killed twice in the run: named once
+        journal_line("shop-worker@3.service", "exit-code"),    # crashed, not killed on a stop
+        journal_line("other-worker@1.service", "timeout"),     # not this app's
+        journal_line("shop-worker@4.service", "timeout", message_id="0" * 32),
+        "-- No entries --",
+        "",
+    ])
+    units = [f"shop-worker@{i}.service" for i in range(1, 11)]
+    assert wl.killed_units(journal, units) == ["shop-worker@2.service", "shop-worker@10.service"]
+    assert wl.killed_units("", units) == []

@@ -112,3 +112,15 @@ def test_worker_without_database_url_fails_clearly(procs: Callable[..., Proc]) -
     worker = procs(WORKER, env={"DATABASE_URL": ""})
     assert worker.finish() == 2
     assert "DATABASE_URL is not set" in worker.output
+
+
+def test_ignore_sigterm_seconds_lingers_after_the_last_job(migrated: str, procs: Callable[..., Proc]) -> None:
+    # What a worker kept alive by a stray thread does: says it stops, then does not exit.
+    worker = procs(WORKER, env={"ORDERS_WORKER_IGNORE_SIGTERM_SECONDS": "2"})
+    worker.wait_for("worker started")
+    sent = time.monotonic()
+    worker.popen.send_signal(signal.SIGTERM)
+    worker.wait_for("lingering 2 s before exiting")
+    assert worker.finish(timeout=10) == 0, worker.output
+    assert time.monotonic() - sent >= 2
+    assert "worker stopping on SIGTERM: 0 jobs processed" in worker.output

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 
-from stack import run_playbook  # noqa: E402
+from stack import host_output, run_playbook  # noqa: E402
 
 DB = "fastapi-app-realapp-db"
 APP_HOSTS = ["fastapi-app-realapp-app1", "fastapi-app-realapp-app2"]
@@ -147,6 +147,60 @@ def test_workers_stopped_gracefully_on_the_switch(apps: dict[str, Any]) -> None:
         # retire step stopped one, the rollback restarted the other: each stop was the worker's own.
         assert log.count("worker stopping on SIGTERM") >= 6, (name, log[-2000:])
         assert "SIGKILL" not in log and "Killing process" not in log, (name, log[-2000:])
+
+
+STUCK = [f"orders-stuck@{i}.service" for i in (1, 2, 3)]
+STUCK_TIMEOUT = 4
+UNIT_EVENT = re.compile(r"^(\d+\.\d+) \S+ systemd\[1\]: (Stopping|Stopped|Started) (orders-stuck@\d+\.service)")
+
+
+def stuck_switches(app: Any) -> list[list[tuple[float, str, str]]]:
+    """systemd's Stopping/Stopped/Started of the stuck instances, in bursts: a new burst after 2 x
+    their stop_timeout without one (the instances of a rolling switch would chain into one burst)."""
+    log = app.check_output("journalctl --no-pager -o short-unix " + " ".join(f"-u {unit}" for unit in STUCK))
+    events = [(float(m.group(1)), m.group(2), m.group(3)) for m in map(UNIT_EVENT.match, log.splitlines()) if m]
+    bursts: list[list[tuple[float, str, str]]] = []
+    for event in events:
+        if not bursts or event[0] - bursts[-1][-1][0] > 2 * STUCK_TIMEOUT:
+            bursts.append([])
+        bursts[-1].append(event)
+    return [b for b in bursts if any(kind == "Stopping" for _t, kind, _u in b)]
+
+
+def test_instances_that_outlive_their_stop_timeout_switch_at_once(apps: dict[str, Any]) -> None:
+    """The stuck workers (3 instances, stop_timeout 4 s, lingering 30 s after SIGTERM) were restarted
+    by the expand release and the environment change and stopped by the retire step: each time all
+    three at once, so each switch took about one stop_timeout (one after the other: 3 x 4 s and more)."""
+    for name, app in apps.items():
+        switches = stuck_switches(app)
+        spans = [round(b[-1][0] - b[0][0], 1) for b in switches]
+        print(f"\n{name}: stuck workers' switches (first Stopping to last Started/Stopped): {spans} s")
+        assert len(switches) == 3, (name, switches)
+        for burst, span in zip(switches, spans):
+            assert {unit for _t, kind, unit in burst if kind == "Stopping"} == set(STUCK), (name, burst)
+            # Each was killed, not stopped by itself, and all together: one timeout, not three.
+            assert STUCK_TIMEOUT <= span < 2 * STUCK_TIMEOUT + 2, (name, span, burst)
+        assert [len({u for _t, kind, u in b if kind == "Started"}) for b in switches] == [3, 3, 0], (name, switches)
+        log = app.check_output("journalctl --no-pager -o cat " + " ".join(f"-u {unit}" for unit in STUCK))
+        assert log.count("State 'stop-sigterm' timed out. Killing.") == 9, (name, log[-2000:])
+        assert log.count("lingering 30 s before exiting") == 9, (name, log[-2000:])
+
+
+def test_the_summary_names_the_instances_killed_after_their_stop_timeout() -> None:
+    """The environment change restarted the stuck workers, the retire step stopped them: each run's
+    summary names the three killed on each host, and none of the workers that stopped by themselves."""
+    killed = "WARNING: killed (SIGKILL) after their stop_timeout: " + ", ".join(STUCK)
+    for log_name in ("lock_first.log", "lock_broken.log"):
+        # Molecule's ANSIBLE_FORCE_COLOR outweighs the runs' ANSIBLE_NOCOLOR: colours off first.
+        log = re.sub(r"\x1b\[[0-9;]*m", "", (EPHEMERAL / log_name).read_text())
+        for name in APP_HOSTS:
+            # The yaml result format wraps a long msg: the host's results with their whitespace collapsed.
+            results = " ".join(host_output(log, name).split())
+            summary = re.search(rf"{name} orders: release .*? s; WARNING: [^']*", results)
+            assert summary, (log_name, name, results[-3000:])
+            assert summary.group(0).endswith(killed), (log_name, name, summary.group(0))
+    # A run that stopped nothing names nothing.
+    assert "WARNING: killed" not in (EPHEMERAL / "lock_second.log").read_text()
 
 
 def test_timer_fired_in_the_serving_release(host: Any, apps: dict[str, Any], releases: list[str]) -> None:

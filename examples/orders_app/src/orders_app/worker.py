@@ -1,6 +1,10 @@
 """Job worker: `python -m orders_app.worker`. Claims one pending job at a time with
 FOR UPDATE SKIP LOCKED, so any number of workers on any number of hosts process each job once.
-SIGTERM (systemd's stop) lets the job in hand finish and commit, then exits 0."""
+SIGTERM (systemd's stop) lets the job in hand finish and commit, then exits 0.
+
+ORDERS_WORKER_IGNORE_SIGTERM_SECONDS (tests only) makes it linger that long after its last job
+before exiting, as a worker whose library threads keep it alive does: systemd kills it after
+TimeoutStopSec=."""
 
 from __future__ import annotations
 
@@ -34,9 +38,10 @@ DONE_SQL = text(
 
 
 class Worker:
-    def __init__(self, db: Engine, release: str, host: str, job_seconds: float, idle_seconds: float) -> None:
+    def __init__(self, db: Engine, release: str, host: str, job_seconds: float, idle_seconds: float,
+                 linger_seconds: float = 0.0) -> None:
         self.db, self.release, self.host = db, release, host
-        self.job_seconds, self.idle_seconds = job_seconds, idle_seconds
+        self.job_seconds, self.idle_seconds, self.linger_seconds = job_seconds, idle_seconds, linger_seconds
         self.stop = threading.Event()
         self.stop_signal: int | None = None
         self.processed = 0
@@ -85,6 +90,10 @@ class Worker:
             self.processed,
             self.last_job,
         )
+        if self.linger_seconds > 0:
+            # Holds no job: the claim's transaction is committed, so a SIGKILL now loses nothing.
+            log.warning("lingering %.0f s before exiting (ORDERS_WORKER_IGNORE_SIGTERM_SECONDS)", self.linger_seconds)
+            time.sleep(self.linger_seconds)
         return 0
 
 
@@ -97,6 +106,7 @@ def main() -> int:
             host=socket.gethostname(),
             job_seconds=config.float_env("ORDERS_WORKER_JOB_SECONDS", 0.02),
             idle_seconds=config.float_env("ORDERS_WORKER_IDLE_SECONDS", 0.2),
+            linger_seconds=config.float_env("ORDERS_WORKER_IGNORE_SIGTERM_SECONDS", 0.0),
         )
     except config.ConfigError as exc:
         log.error("%s", exc)
