@@ -388,7 +388,8 @@ print(json.dumps(found))
 @pytest.fixture(scope="session")
 def serving_python(pytestconfig: pytest.Config) -> str:
     """The interpreter the gunicorn masters (and so their workers) run."""
-    python = pytestconfig.getoption("--serving-python") or sys.executable
+    # Absolute, not resolved: the masters start in tmp_path, and a venv's python must keep its path.
+    python = os.path.abspath(pytestconfig.getoption("--serving-python") or sys.executable)
     assert os.access(python, os.X_OK), f"--serving-python {python!r} is not an executable"
     return python
 
