@@ -59,7 +59,7 @@ $(SERVING_LOW)/.installed: tests/unit/serving-low.txt
 
 unit: $(SERVING_LOW)/.installed
 	python -m pytest -q tests/unit
-	python -m pytest -q tests/unit/test_fastapi_app_worker.py --serving-python $(abspath $(SERVING_LOW))/bin/python
+	python -m pytest -q tests/unit/test_fastapi_app_worker.py --serving-python $(SERVING_LOW)/bin/python
 	pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./examples/hello_app
 	python -m pytest -q examples/hello_app
 	command -v pg_virtualenv >/dev/null || { echo "pg_virtualenv not found: run make bootstrap (installs postgresql)" >&2; exit 1; }

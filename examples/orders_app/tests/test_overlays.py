@@ -1,4 +1,5 @@
-"""The real_app scenario's releases (molecule/real_app/files/<overlay>, copied over this app):
+"""The real_app scenario's releases (molecule/real_app/files/<overlay>/backend, copied over this app,
+the scenario's uv workspace member):
 1.1.0 expands the schema and uses it, 1.2.0 carries a migration that fails. Each release runs
 from its own source tree (PYTHONPATH), the way a deployed release runs from its own venv."""
 
@@ -42,7 +43,7 @@ def release_tree(tmp_path: Path, *overlays: str) -> Path:
     tree = tmp_path / "-".join(("app", *overlays))
     shutil.copytree(PROJECT, tree, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", ".venv", ".pytest_cache"))
     for overlay in overlays:
-        shutil.copytree(OVERLAYS / overlay, tree, dirs_exist_ok=True)
+        shutil.copytree(OVERLAYS / overlay / "backend", tree, dirs_exist_ok=True)
     return tree
 
 
@@ -123,9 +124,12 @@ def test_bad_migration_fails_with_the_database_error(
 
 def test_overlays_are_releases_of_this_app() -> None:
     base = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
-    base_lock = (PROJECT / "uv.lock").read_text()
+    # The scenario's workspace lock of 1.0.0: this app's lock with the workspace's manifest.
+    base_lock = (OVERLAYS / "workspace" / "uv.lock").read_text()
+    assert base_lock.replace('[manifest]\nmembers = [\n    "orders-app",\n]\n\n', "").replace(
+        'source = { editable = "backend" }', 'source = { editable = "." }') == (PROJECT / "uv.lock").read_text()
     for overlay, version in (("v2", "1.1.0"), ("bad_migration", "1.2.0")):
-        project = tomllib.loads((OVERLAYS / overlay / "pyproject.toml").read_text())["project"]
+        project = tomllib.loads((OVERLAYS / overlay / "backend" / "pyproject.toml").read_text())["project"]
         assert project["version"] == version
         assert {k: v for k, v in project.items() if k != "version"} == {k: v for k, v in base.items() if k != "version"}
         # uv.lock records the project's own version: same lock but for that one line.
@@ -134,5 +138,5 @@ def test_overlays_are_releases_of_this_app() -> None:
             'name = "orders-app"\nversion = "1.0.0"', f'name = "orders-app"\nversion = "{version}"'
         ), overlay
     # bad_migration goes over v2 (the scenario lays both): it adds its migration and nothing else.
-    added = sorted(str(p.relative_to(OVERLAYS / "bad_migration")) for p in (OVERLAYS / "bad_migration").rglob("*.py"))
+    added = sorted(str(p.relative_to(OVERLAYS / "bad_migration" / "backend")) for p in (OVERLAYS / "bad_migration").rglob("*.py"))
     assert added == ["src/orders_app/migrations/versions/0003_orders_customer_index.py"]
