@@ -215,6 +215,7 @@ import pwd
 import stat
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -341,19 +342,22 @@ def last_records(path: str | None, count: int) -> list[dict[str, Any]]:
     """The last count JSON-object lines of a JSON-lines file; a torn or foreign line is skipped."""
     if not path or count <= 0:
         return []
-    entries: deque[dict[str, Any]] = deque(maxlen=count)
     try:
         with open(path, encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict):
-                    entries.append(entry)
+            return list(deque(json_objects(lines), maxlen=count))
     except FileNotFoundError:
         return []
-    return list(entries)
+
+
+def json_objects(lines: Any) -> Iterator[dict[str, Any]]:
+    """The lines that are JSON objects; a torn or foreign line is skipped."""
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            yield entry
 
 
 def record_files(path: str) -> list[str]:
@@ -378,13 +382,7 @@ def all_records(path: str | None) -> list[dict[str, Any]]:
         opener = gzip.open if name.endswith(".gz") else open
         try:
             with opener(name, "rt", encoding="utf-8", errors="replace") as lines:
-                for line in lines:
-                    try:
-                        entry = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(entry, dict):
-                        entries.append(entry)
+                entries.extend(json_objects(lines))
         except (OSError, EOFError):
             continue
     return entries
